@@ -1,0 +1,115 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestGoldenReportsRoundTrip(t *testing.T) {
+	for _, name := range []string{"report-cover-new.json", "report-cover-end.json"} {
+		t.Run(name, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join("testdata", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := DecodeReport(b)
+			if err != nil {
+				t.Fatalf("golden file does not decode: %v", err)
+			}
+			out, err := json.MarshalIndent(r, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(bytes.TrimSpace(out), bytes.TrimSpace(b)) {
+				t.Errorf("re-encoding differs from the golden file:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestGoldenStatus(t *testing.T) {
+	for name, online := range map[string]bool{"status-online.json": true, "status-offline.json": false} {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := DecodeStatus(b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if s.Online != online {
+			t.Errorf("%s: online = %v", name, s.Online)
+		}
+	}
+}
+
+func TestBadReports(t *testing.T) {
+	want := map[string]string{
+		"wrong-version.json":   "v: got 2",
+		"unknown-field.json":   `unknown field "extra"`,
+		"bad-facility.json":    "facility_id",
+		"zero-seq.json":        "seq",
+		"wildcard-device.json": "device",
+		"bad-phase.json":       "phase",
+		"not-json.json":        "invalid character",
+	}
+	for name, msg := range want {
+		t.Run(name, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join("testdata", "bad", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = DecodeReport(b)
+			if err == nil || !strings.Contains(err.Error(), msg) {
+				t.Fatalf("got error %v, want one containing %q", err, msg)
+			}
+		})
+	}
+}
+
+func TestTopics(t *testing.T) {
+	tests := []struct {
+		topic, device, kind string
+		ok                  bool
+	}{
+		{Topic("box-1", KindReport), "box-1", KindReport, true},
+		{"gridwatch/v1/dev/box-1/status", "box-1", KindStatus, true},
+		{"gridwatch/v1/dev/+/report", "", "", false},
+		{"gridwatch/v1/dev/box-1/report/x", "", "", false},
+		{"other/box-1/report", "", "", false},
+	}
+	for _, tt := range tests {
+		d, k, err := ParseTopic(tt.topic)
+		if (err == nil) != tt.ok || d != tt.device || k != tt.kind {
+			t.Errorf("ParseTopic(%q) = %q, %q, %v", tt.topic, d, k, err)
+		}
+	}
+}
+
+func FuzzDecodeReport(f *testing.F) {
+	for _, p := range []string{"testdata/report-cover-new.json", "testdata/report-cover-end.json", "testdata/bad/unknown-field.json"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := DecodeReport(b)
+		if err != nil {
+			return
+		}
+		// Anything accepted must survive a round trip and still validate.
+		out, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := DecodeReport(out); err != nil {
+			t.Fatalf("accepted report fails after re-encoding: %v\n%s", err, out)
+		}
+	})
+}
