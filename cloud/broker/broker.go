@@ -1,0 +1,106 @@
+// Package broker runs the embedded MQTT broker (mochi-mqtt) that lets the
+// whole system run on one machine with nothing installed. In production the
+// cloud connects to an external broker instead and this package is unused.
+//
+// The limits are raised on purpose: with mochi's defaults a burst of QoS 1
+// messages to a slow subscriber is dropped silently (TOOLCHAIN.md). Anything
+// the broker still drops is counted and logged, and the per-device sequence
+// numbers let the cloud notice the gap end to end.
+package broker
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"sync/atomic"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// DefaultAddr is the embedded broker's default listen address. It is not
+// 1883 because a system Mosquitto often owns that port.
+const DefaultAddr = "127.0.0.1:1884"
+
+// Broker is a running embedded broker.
+type Broker struct {
+	srv     *mqtt.Server
+	addr    string
+	dropped atomic.Int64
+}
+
+// Start listens on addr ("host:port"; port 0 picks a free one) and serves
+// until Close.
+func Start(addr string, log *slog.Logger) (*Broker, error) {
+	// Bind first so that a port in use is a clear error here, not a log line
+	// from a goroutine.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("embedded mqtt broker: listen %s: %w", addr, err)
+	}
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumInflight = 65535
+	caps.MaximumClientWritesPending = 1 << 16
+	caps.ReceiveMaximum = 65535
+	srv := mqtt.New(&mqtt.Options{
+		Capabilities: caps,
+		Logger:       log,
+		InlineClient: true,
+	})
+	b := &Broker{srv: srv, addr: ln.Addr().String()}
+	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if err := srv.AddHook(&dropHook{b: b, log: log}, nil); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if err := srv.AddListener(listeners.NewNet("tcp", ln)); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("embedded mqtt broker: %w", err)
+	}
+	go func() {
+		if err := srv.Serve(); err != nil {
+			log.Error("embedded mqtt broker stopped", "err", err)
+		}
+	}()
+	return b, nil
+}
+
+// Addr is the address the broker listens on.
+func (b *Broker) Addr() string { return b.addr }
+
+// URL is the address in the form MQTT clients take.
+func (b *Broker) URL() string { return "tcp://" + b.addr }
+
+// Dropped counts QoS messages the broker gave up on.
+func (b *Broker) Dropped() int64 { return b.dropped.Load() }
+
+// Close stops the broker and disconnects every client.
+func (b *Broker) Close() error { return b.srv.Close() }
+
+// dropHook counts and logs what the broker drops, so nothing goes silently.
+type dropHook struct {
+	mqtt.HookBase
+	b   *Broker
+	log *slog.Logger
+}
+
+func (h *dropHook) ID() string { return "gridwatch-drop-counter" }
+
+func (h *dropHook) Provides(b byte) bool {
+	return b == mqtt.OnQosDropped || b == mqtt.OnPublishDropped
+}
+
+func (h *dropHook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
+	h.b.dropped.Add(1)
+	h.log.Warn("broker dropped a QoS message", "client", cl.ID, "topic", pk.TopicName, "packet_id", pk.PacketID)
+}
+
+func (h *dropHook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
+	h.b.dropped.Add(1)
+	h.log.Warn("broker dropped a publish to a slow client", "client", cl.ID, "topic", pk.TopicName)
+}

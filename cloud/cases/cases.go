@@ -1,0 +1,172 @@
+// Package cases turns reports into cases: it resolves who owns the hazard
+// (facility → owner department) and where it is (location → grid cell →
+// street office), keeps at most one open case per incident, and writes every
+// change to the case's append-only log.
+package cases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/gridwatch/gridwatch/cloud/registry"
+	"github.com/gridwatch/gridwatch/cloud/store"
+	"github.com/gridwatch/gridwatch/edge/wire"
+)
+
+// Case statuses (the closed loop; later stages are added by the workflow).
+const (
+	// StatusReported: a machine detection or a report waiting for a verifier (核实).
+	StatusReported = "reported"
+	StatusClosed   = "closed"
+)
+
+// Sources of a case.
+const SourceCamera = "camera"
+
+// Engine applies reports to the store.
+type Engine struct {
+	Store    *store.Store
+	Registry *registry.Registry
+	Log      *slog.Logger
+	Now      func() time.Time
+}
+
+// Outcome says what a report did.
+type Outcome struct {
+	Duplicate bool  // (device, seq) was already applied: nothing changed
+	CaseID    int64 // the case it joined or opened, 0 if none
+	Created   bool  // a new case was opened
+}
+
+// ErrUnknownFacility marks a report about a facility the registry lacks.
+var ErrUnknownFacility = errors.New("unknown facility")
+
+// Apply stores one validated report and its effect on cases, atomically and
+// idempotently: applying the same (device, seq) twice changes nothing.
+func (e *Engine) Apply(ctx context.Context, r wire.Report, raw []byte) (Outcome, error) {
+	now := e.now()
+	var out Outcome
+	var fac registry.Facility
+	if r.Kind == wire.ReportCover {
+		var ok bool
+		if fac, ok = e.Registry.Facility(r.FacilityID); !ok {
+			return out, fmt.Errorf("facility_id %s: %w", r.FacilityID, ErrUnknownFacility)
+		}
+	}
+	err := e.Store.Update(ctx, func(tx *store.Tx) error {
+		out = Outcome{}
+		inserted, err := tx.InsertReport(ctx, store.Report{
+			Device: r.Device, Seq: r.Seq, ReportID: r.ID, Phase: string(r.Phase), Kind: r.Kind,
+			FacilityID: r.FacilityID, State: r.State, ObservedAt: r.ObservedAt, ReceivedAt: now, Payload: raw,
+		})
+		if err != nil {
+			return err
+		}
+		if !inserted {
+			out.Duplicate = true
+			return nil
+		}
+		if r.Kind != wire.ReportCover {
+			return nil // occupation episodes join cases in the vision work
+		}
+		key := "cover:" + r.FacilityID
+		c, err := tx.OpenCase(ctx, key)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			if !hazard(r.State) || r.Phase == wire.PhaseEnd {
+				return nil // nothing wrong and nothing open: the report is kept, no case
+			}
+			c, err = e.newCoverCase(ctx, tx, r, fac, key, now)
+			if err != nil {
+				return err
+			}
+			out.Created = true
+		case err != nil:
+			return err
+		default:
+			if err := e.updateCoverCase(ctx, tx, &c, r, now); err != nil {
+				return err
+			}
+		}
+		out.CaseID = c.ID
+		return tx.LinkReport(ctx, r.Device, r.Seq, c.ID)
+	})
+	return out, err
+}
+
+func hazard(state string) bool {
+	return state == wire.CoverMissing || state == wire.CoverDisplaced
+}
+
+func (e *Engine) newCoverCase(ctx context.Context, tx *store.Tx, r wire.Report, fac registry.Facility, key string, now time.Time) (store.Case, error) {
+	c := store.Case{
+		IncidentKey: key, Status: StatusReported, Source: SourceCamera,
+		Category: fac.TypeCode, CategoryName: fac.TypeName, FacilityID: fac.ID,
+		Lat: fac.Lat, Lon: fac.Lon, Device: r.Device, Camera: r.Camera,
+		DetectionState: r.State, Confidence: r.Confidence, EvidenceSHA256: snapshot(r),
+		CreatedAt: now, UpdatedAt: now,
+	}
+	if d, ok := e.Registry.Department(fac.OwnerDept); ok {
+		c.OwnerDepartment, c.OwnerName = d.ID, d.Name
+	}
+	if cell, ok := e.Registry.CellAt(fac.Lat, fac.Lon); ok {
+		c.GridCell, c.Street = cell.Code, cell.Street
+		if st, ok := e.Registry.Street(cell.Street); ok {
+			c.StreetName, c.StreetOffice = st.Name, st.OfficeDept
+		}
+	} else {
+		e.Log.Warn("facility lies in no grid cell", "facility", fac.ID, "lat", fac.Lat, "lon", fac.Lon)
+	}
+	if err := tx.CreateCase(ctx, &c); err != nil {
+		return c, err
+	}
+	return c, tx.AddEvent(ctx, store.Event{
+		CaseID: c.ID, At: now, Actor: "device:" + r.Device, Action: "reported",
+		Note:     fmt.Sprintf("camera %s sees cover %s %s (confidence %.2f) at %s", r.Camera, r.FacilityID, r.State, r.Confidence, r.ObservedAt.Format(time.RFC3339)),
+		Evidence: snapshot(r),
+	})
+}
+
+func (e *Engine) updateCoverCase(ctx context.Context, tx *store.Tx, c *store.Case, r wire.Report, now time.Time) error {
+	c.UpdatedAt = now
+	ev := store.Event{CaseID: c.ID, At: now, Actor: "device:" + r.Device, Evidence: snapshot(r)}
+	if r.State == wire.CoverPresent {
+		// The camera itself sees the cover back: evidence for the check (核查).
+		c.RestoredAt = r.ObservedAt
+		ev.Action = "camera_sees_restored"
+		ev.Note = fmt.Sprintf("camera %s sees cover %s present again (confidence %.2f)", r.Camera, r.FacilityID, r.Confidence)
+	} else {
+		ev.Action = "detection_" + string(r.Phase)
+		ev.Note = fmt.Sprintf("camera %s: cover %s %s (confidence %.2f)", r.Camera, r.FacilityID, r.State, r.Confidence)
+		if hazard(r.State) {
+			c.RestoredAt = time.Time{}
+		}
+	}
+	c.DetectionState, c.Confidence = r.State, r.Confidence
+	if s := snapshot(r); s != "" && hazard(r.State) {
+		c.EvidenceSHA256 = s
+	}
+	if err := tx.SaveCase(ctx, *c); err != nil {
+		return err
+	}
+	return tx.AddEvent(ctx, ev)
+}
+
+func snapshot(r wire.Report) string {
+	for _, e := range r.Evidence {
+		if e.Kind == wire.EvidenceSnapshot {
+			return e.SHA256
+		}
+	}
+	return ""
+}
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now().UTC()
+}

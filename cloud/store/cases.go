@@ -1,0 +1,281 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Case is one case file as stored. Status values and their transitions
+// belong to package cases; the store only keeps them.
+type Case struct {
+	ID              int64     `json:"id"`
+	IncidentKey     string    `json:"incident_key"`
+	Status          string    `json:"status"`
+	Source          string    `json:"source"`
+	Category        string    `json:"category"`
+	CategoryName    string    `json:"category_name"`
+	FacilityID      string    `json:"facility_id"`
+	OwnerDepartment string    `json:"owner_department"`
+	OwnerName       string    `json:"owner_name"`
+	GridCell        string    `json:"grid_cell"`
+	Street          string    `json:"street"`
+	StreetName      string    `json:"street_name"`
+	StreetOffice    string    `json:"street_office"`
+	Lat             float64   `json:"lat"`
+	Lon             float64   `json:"lon"`
+	Device          string    `json:"device,omitempty"`
+	Camera          string    `json:"camera,omitempty"`
+	DetectionState  string    `json:"detection_state,omitempty"`
+	Confidence      float64   `json:"confidence"`
+	EvidenceSHA256  string    `json:"evidence_sha256,omitempty"`
+	RestoredAt      time.Time `json:"restored_at,omitzero"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
+}
+
+// Event is one line of a case's append-only log.
+type Event struct {
+	ID       int64     `json:"id"`
+	CaseID   int64     `json:"case_id"`
+	At       time.Time `json:"at"`
+	Actor    string    `json:"actor"`
+	Action   string    `json:"action"`
+	Note     string    `json:"note,omitempty"`
+	Evidence string    `json:"evidence,omitempty"`
+}
+
+// Report is an accepted report as stored (the raw payload is kept whole).
+type Report struct {
+	Device     string
+	Seq        uint64
+	ReportID   string
+	Phase      string
+	Kind       string
+	FacilityID string
+	State      string
+	ObservedAt time.Time
+	ReceivedAt time.Time
+	Payload    []byte
+}
+
+// Tx is a transaction; all of one report's effects commit together.
+type Tx struct {
+	tx *sql.Tx
+}
+
+// Update runs fn in a transaction, committing if it returns nil.
+func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(&Tx{tx: tx}); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// InsertReport stores a report unless (device, seq) is already stored;
+// inserted is false for a duplicate, which the caller then ignores.
+func (t *Tx) InsertReport(ctx context.Context, r Report) (inserted bool, err error) {
+	res, err := t.tx.ExecContext(ctx, `INSERT INTO reports
+		(device, seq, report_id, phase, kind, facility_id, state, observed_at, received_at, payload)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device, seq) DO NOTHING`,
+		r.Device, int64(r.Seq), r.ReportID, r.Phase, r.Kind, r.FacilityID, r.State,
+		fmtTime(r.ObservedAt), fmtTime(r.ReceivedAt), string(r.Payload))
+	if err != nil {
+		return false, fmt.Errorf("insert report %s/%d: %w", r.Device, r.Seq, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// LinkReport records which case a report joined.
+func (t *Tx) LinkReport(ctx context.Context, device string, seq uint64, caseID int64) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE reports SET case_id = ? WHERE device = ? AND seq = ?`, caseID, device, int64(seq))
+	return err
+}
+
+// closedStatuses are the statuses in which a case no longer collects reports.
+const closedStatuses = `('closed', 'voided', 'rejected')`
+
+// OpenCase returns the open case of an incident, or ErrNotFound.
+func (t *Tx) OpenCase(ctx context.Context, incidentKey string) (Case, error) {
+	row := t.tx.QueryRowContext(ctx, `SELECT `+caseColumns+` FROM cases
+		WHERE incident_key = ? AND status NOT IN `+closedStatuses+` ORDER BY id DESC LIMIT 1`, incidentKey)
+	return scanCase(row)
+}
+
+// CreateCase inserts c and sets c.ID.
+func (t *Tx) CreateCase(ctx context.Context, c *Case) error {
+	res, err := t.tx.ExecContext(ctx, `INSERT INTO cases (incident_key, status, source, category, category_name,
+		facility_id, owner_department, owner_name, grid_cell, street, street_name, street_office, lat, lon,
+		device, camera, detection_state, confidence, evidence_sha256, restored_at, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.IncidentKey, c.Status, c.Source, c.Category, c.CategoryName, c.FacilityID, c.OwnerDepartment,
+		c.OwnerName, c.GridCell, c.Street, c.StreetName, c.StreetOffice, c.Lat, c.Lon, c.Device, c.Camera,
+		c.DetectionState, c.Confidence, c.EvidenceSHA256, fmtTime(c.RestoredAt), fmtTime(c.CreatedAt), fmtTime(c.UpdatedAt))
+	if err != nil {
+		return fmt.Errorf("create case: %w", err)
+	}
+	c.ID, err = res.LastInsertId()
+	return err
+}
+
+// SaveCase writes back the mutable fields of an existing case.
+func (t *Tx) SaveCase(ctx context.Context, c Case) error {
+	res, err := t.tx.ExecContext(ctx, `UPDATE cases SET status = ?, detection_state = ?, confidence = ?,
+		evidence_sha256 = ?, restored_at = ?, updated_at = ? WHERE id = ?`,
+		c.Status, c.DetectionState, c.Confidence, c.EvidenceSHA256, fmtTime(c.RestoredAt), fmtTime(c.UpdatedAt), c.ID)
+	if err != nil {
+		return fmt.Errorf("save case %d: %w", c.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("save case %d: %w", c.ID, ErrNotFound)
+	}
+	return nil
+}
+
+// AddEvent appends to a case's log.
+func (t *Tx) AddEvent(ctx context.Context, e Event) error {
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO case_events (case_id, at, actor, action, note, evidence)
+		VALUES (?, ?, ?, ?, ?, ?)`, e.CaseID, fmtTime(e.At), e.Actor, e.Action, e.Note, e.Evidence)
+	if err != nil {
+		return fmt.Errorf("add event to case %d: %w", e.CaseID, err)
+	}
+	return nil
+}
+
+// Cases lists cases, newest first.
+func (s *Store) Cases(ctx context.Context, limit int) ([]Case, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+caseColumns+` FROM cases ORDER BY id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Case
+	for rows.Next() {
+		c, err := scanCase(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// Case returns one case.
+func (s *Store) Case(ctx context.Context, id int64) (Case, error) {
+	return scanCase(s.db.QueryRowContext(ctx, `SELECT `+caseColumns+` FROM cases WHERE id = ?`, id))
+}
+
+// Events returns a case's log in order.
+func (s *Store) Events(ctx context.Context, caseID int64) ([]Event, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, case_id, at, actor, action, note, evidence
+		FROM case_events WHERE case_id = ? ORDER BY id`, caseID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		var at string
+		if err := rows.Scan(&e.ID, &e.CaseID, &at, &e.Actor, &e.Action, &e.Note, &e.Evidence); err != nil {
+			return nil, err
+		}
+		e.At = parseTime(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+const caseColumns = `id, incident_key, status, source, category, category_name, facility_id, owner_department,
+	owner_name, grid_cell, street, street_name, street_office, lat, lon, device, camera, detection_state,
+	confidence, evidence_sha256, restored_at, created_at, updated_at`
+
+type scanner interface{ Scan(...any) error }
+
+func scanCase(r scanner) (Case, error) {
+	var c Case
+	var restored, created, updated string
+	err := r.Scan(&c.ID, &c.IncidentKey, &c.Status, &c.Source, &c.Category, &c.CategoryName, &c.FacilityID,
+		&c.OwnerDepartment, &c.OwnerName, &c.GridCell, &c.Street, &c.StreetName, &c.StreetOffice, &c.Lat, &c.Lon,
+		&c.Device, &c.Camera, &c.DetectionState, &c.Confidence, &c.EvidenceSHA256, &restored, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Case{}, ErrNotFound
+	}
+	if err != nil {
+		return Case{}, err
+	}
+	c.RestoredAt, c.CreatedAt, c.UpdatedAt = parseTime(restored), parseTime(created), parseTime(updated)
+	return c, nil
+}
+
+// DeadLetter keeps a refused message and why it was refused.
+func (s *Store) DeadLetter(ctx context.Context, topic string, payload []byte, reason string) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO dead_letters (received_at, topic, reason, payload) VALUES (?, ?, ?, ?)`,
+		fmtTime(time.Now()), topic, reason, payload)
+	return err
+}
+
+// DeadLetterCount returns how many messages were refused.
+func (s *Store) DeadLetterCount(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM dead_letters`).Scan(&n)
+	return n, err
+}
+
+// ReportCount returns how many reports were accepted.
+func (s *Store) ReportCount(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM reports`).Scan(&n)
+	return n, err
+}
+
+// Device is a box's last known status.
+type Device struct {
+	Device    string    `json:"device"`
+	Online    bool      `json:"online"`
+	StatusAt  time.Time `json:"status_at"`
+	LastSeen  time.Time `json:"last_seen"`
+	Software  string    `json:"software,omitempty"`
+	ConfigVer string    `json:"config_version,omitempty"`
+	MaxSeq    uint64    `json:"max_seq"`
+}
+
+// SetDeviceStatus records a retained status message.
+func (s *Store) SetDeviceStatus(ctx context.Context, d Device) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO devices (device, online, status_at, last_seen, software, config_ver)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device) DO UPDATE SET online = excluded.online,
+		status_at = excluded.status_at, last_seen = excluded.last_seen, software = excluded.software,
+		config_ver = excluded.config_ver`,
+		d.Device, d.Online, fmtTime(d.StatusAt), fmtTime(d.LastSeen), d.Software, d.ConfigVer)
+	return err
+}
+
+// Devices lists known boxes.
+func (s *Store) Devices(ctx context.Context) ([]Device, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT device, online, status_at, last_seen, software, config_ver,
+		COALESCE((SELECT MAX(seq) FROM reports r WHERE r.device = d.device), 0) FROM devices d ORDER BY device`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Device
+	for rows.Next() {
+		var d Device
+		var st, ls string
+		var maxSeq int64
+		if err := rows.Scan(&d.Device, &d.Online, &st, &ls, &d.Software, &d.ConfigVer, &maxSeq); err != nil {
+			return nil, err
+		}
+		d.StatusAt, d.LastSeen, d.MaxSeq = parseTime(st), parseTime(ls), uint64(maxSeq)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}

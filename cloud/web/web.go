@@ -1,0 +1,208 @@
+// Package web serves the operations center over HTTP with fiber: the JSON API
+// under /api/v1, the evidence store, and the pages people work in.
+package web
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/gridwatch/gridwatch/cloud/evidence"
+	"github.com/gridwatch/gridwatch/cloud/store"
+)
+
+// Server holds what the handlers need.
+type Server struct {
+	Store    *store.Store
+	Evidence *evidence.Store
+	Log      *slog.Logger
+
+	app *fiber.App
+}
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+var pages = template.Must(template.New("").Funcs(template.FuncMap{
+	"since": func(t time.Time) string { return time.Since(t).Round(time.Second).String() },
+	"local": func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") },
+}).ParseFS(templateFS, "templates/*.html"))
+
+// CaseView is a case as the API shows it.
+type CaseView struct {
+	store.Case
+	EvidenceURL string `json:"evidence_url"`
+}
+
+func view(c store.Case) CaseView {
+	v := CaseView{Case: c}
+	if c.EvidenceSHA256 != "" {
+		v.EvidenceURL = "/api/v1/evidence/" + c.EvidenceSHA256
+	}
+	return v
+}
+
+// apiError is the error body of every failed API call.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+// Handler builds the fiber app (also used by tests through app.Test).
+func (s *Server) Handler() *fiber.App {
+	if s.app != nil {
+		return s.app
+	}
+	app := fiber.New(fiber.Config{
+		BodyLimit:             evidence.MaxBytes,
+		DisableStartupMessage: true,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		ErrorHandler: func(c *fiber.Ctx, err error) error {
+			code := fiber.StatusInternalServerError
+			var fe *fiber.Error
+			if errors.As(err, &fe) {
+				code = fe.Code
+			}
+			if code >= 500 {
+				s.Log.Error("http", "path", c.Path(), "err", err)
+			}
+			return c.Status(code).JSON(apiError{Error: err.Error()})
+		},
+	})
+	app.Get("/healthz", func(c *fiber.Ctx) error { return c.SendString("ok") })
+	api := app.Group("/api/v1")
+	api.Get("/cases", s.listCases)
+	api.Get("/cases/:id", s.getCase)
+	api.Get("/evidence/:sha", s.getEvidence)
+	api.Put("/evidence/:sha", s.putEvidence)
+	api.Get("/devices", s.listDevices)
+	app.Get("/", s.casesPage)
+	s.app = app
+	return app
+}
+
+// Listen serves on addr until ctx is done.
+func (s *Server) Listen(ctx context.Context, addr string) error {
+	app := s.Handler()
+	errc := make(chan error, 1)
+	go func() { errc <- app.Listen(addr) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return app.ShutdownWithTimeout(5 * time.Second)
+	}
+}
+
+func (s *Server) listCases(c *fiber.Ctx) error {
+	limit := c.QueryInt("limit", 200)
+	if limit < 1 || limit > 5000 {
+		return fiber.NewError(fiber.StatusBadRequest, "limit: must be 1-5000")
+	}
+	cs, err := s.Store.Cases(c.UserContext(), limit)
+	if err != nil {
+		return err
+	}
+	out := make([]CaseView, 0, len(cs))
+	for _, x := range cs {
+		out = append(out, view(x))
+	}
+	return c.JSON(out)
+}
+
+func (s *Server) getCase(c *fiber.Ctx) error {
+	id, err := strconv.ParseInt(c.Params("id"), 10, 64)
+	if err != nil || id < 1 {
+		return fiber.NewError(fiber.StatusBadRequest, "id: not a case number")
+	}
+	cs, err := s.Store.Case(c.UserContext(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return fiber.NewError(fiber.StatusNotFound, "case "+c.Params("id")+" not found")
+	}
+	if err != nil {
+		return err
+	}
+	evs, err := s.Store.Events(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(struct {
+		CaseView
+		Events []store.Event `json:"events"`
+	}{view(cs), evs})
+}
+
+func (s *Server) getEvidence(c *fiber.Ctx) error {
+	p, err := s.Evidence.Path(c.Params("sha"))
+	if errors.Is(err, evidence.ErrBadName) {
+		return fiber.NewError(fiber.StatusBadRequest, err.Error())
+	}
+	if err != nil {
+		return fiber.NewError(fiber.StatusNotFound, err.Error())
+	}
+	head := make([]byte, 512)
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	n, _ := f.Read(head)
+	f.Close()
+	c.Set(fiber.HeaderContentType, http.DetectContentType(head[:n]))
+	c.Set(fiber.HeaderCacheControl, "public, max-age=31536000, immutable")
+	return c.SendFile(p)
+}
+
+func (s *Server) putEvidence(c *fiber.Ctx) error {
+	created, err := s.Evidence.Put(c.Params("sha"), bytes.NewReader(c.Body()))
+	switch {
+	case errors.Is(err, evidence.ErrBadName), errors.Is(err, evidence.ErrHashMismatch):
+		return fiber.NewError(fiber.StatusBadRequest, err.Error())
+	case err != nil:
+		return err
+	case created:
+		return c.SendStatus(fiber.StatusCreated)
+	default:
+		return c.SendStatus(fiber.StatusOK)
+	}
+}
+
+func (s *Server) listDevices(c *fiber.Ctx) error {
+	ds, err := s.Store.Devices(c.UserContext())
+	if err != nil {
+		return err
+	}
+	if ds == nil {
+		ds = []store.Device{}
+	}
+	return c.JSON(ds)
+}
+
+func (s *Server) casesPage(c *fiber.Ctx) error {
+	cs, err := s.Store.Cases(c.UserContext(), 200)
+	if err != nil {
+		return err
+	}
+	ds, err := s.Store.Devices(c.UserContext())
+	if err != nil {
+		return err
+	}
+	views := make([]CaseView, 0, len(cs))
+	for _, x := range cs {
+		views = append(views, view(x))
+	}
+	var buf bytes.Buffer
+	if err := pages.ExecuteTemplate(&buf, "cases.html", map[string]any{"Cases": views, "Devices": ds, "Now": time.Now()}); err != nil {
+		return err
+	}
+	c.Type("html", "utf-8")
+	return c.Send(buf.Bytes())
+}

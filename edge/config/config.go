@@ -1,0 +1,226 @@
+// Package config reads a box's device configuration: one strict YAML file per
+// box (examples under firmware-config/). Defaults are filled first, unknown
+// keys are errors, and Validate names the exact field that is wrong, so
+// `gridwatch-edge check-config FILE` tells an installer what to fix.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"regexp"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/gridwatch/gridwatch/edge/wire"
+)
+
+// Config is one box.
+type Config struct {
+	Device      string        `yaml:"device"`
+	Version     string        `yaml:"version"`
+	DataDir     string        `yaml:"data_dir"`
+	Broker      Broker        `yaml:"broker"`
+	Cloud       Cloud         `yaml:"cloud"`
+	StatusEvery time.Duration `yaml:"status_every"`
+	Cameras     []Camera      `yaml:"cameras"`
+}
+
+// Broker is the uplink MQTT broker.
+type Broker struct {
+	URL          string `yaml:"url"`
+	ClientID     string `yaml:"client_id"`
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+}
+
+// Cloud is where evidence files are uploaded.
+type Cloud struct {
+	URL string `yaml:"url"`
+}
+
+// Camera is one RTSP camera and what the box watches in it.
+type Camera struct {
+	ID         string     `yaml:"id"`
+	URL        string     `yaml:"url"`
+	Lat        float64    `yaml:"lat"`
+	Lon        float64    `yaml:"lon"`
+	CoverCheck CoverCheck `yaml:"cover_check"`
+	Covers     []Cover    `yaml:"covers"`
+}
+
+// CoverCheck tunes the cover-state monitor.
+type CoverCheck struct {
+	// Interval is the least time between two checks of the same camera;
+	// checks run on keyframes, so the real period is the next keyframe after.
+	Interval time.Duration `yaml:"interval"`
+	// Confirm is how many consecutive checks must agree before a change is reported.
+	Confirm int `yaml:"confirm"`
+}
+
+// Cover is a registered manhole cover in a camera's view.
+type Cover struct {
+	FacilityID string  `yaml:"facility_id"`
+	Region     Rect    `yaml:"region"`
+	Lat        float64 `yaml:"lat"`
+	Lon        float64 `yaml:"lon"`
+	// Reference is a JPEG of the cover's enrolled look (the region only or
+	// the whole frame); empty means enrol from the first frame seen.
+	Reference string `yaml:"reference"`
+}
+
+// Rect is a pixel rectangle.
+type Rect struct {
+	X int `yaml:"x"`
+	Y int `yaml:"y"`
+	W int `yaml:"w"`
+	H int `yaml:"h"`
+}
+
+// Load reads, defaults and validates a config file.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes strictly, fills defaults and validates.
+func Parse(b []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("empty config")
+		}
+		return nil, err
+	}
+	c.defaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) defaults() {
+	if c.DataDir == "" {
+		c.DataDir = "/var/lib/gridwatch-edge"
+	}
+	if c.Broker.ClientID == "" {
+		c.Broker.ClientID = "edge-" + c.Device
+	}
+	if c.StatusEvery == 0 {
+		c.StatusEvery = 30 * time.Second
+	}
+	for i := range c.Cameras {
+		cc := &c.Cameras[i].CoverCheck
+		if cc.Interval == 0 {
+			cc.Interval = time.Second
+		}
+		if cc.Confirm == 0 {
+			cc.Confirm = 3
+		}
+	}
+}
+
+var (
+	cameraIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	facilityRE = regexp.MustCompile(`^[0-9]{16}$`)
+)
+
+// Validate names the first bad field.
+func (c *Config) Validate() error {
+	if err := wire.ValidDeviceID(c.Device); err != nil {
+		return fmt.Errorf("device: %w", err)
+	}
+	if err := checkURL("broker.url", c.Broker.URL, "tcp", "ssl", "tls", "mqtt", "mqtts", "ws", "wss"); err != nil {
+		return err
+	}
+	if err := checkURL("cloud.url", c.Cloud.URL, "http", "https"); err != nil {
+		return err
+	}
+	if c.StatusEvery < time.Second {
+		return fmt.Errorf("status_every: %v is shorter than 1s", c.StatusEvery)
+	}
+	if len(c.Cameras) == 0 {
+		return errors.New("cameras: at least one camera is required")
+	}
+	cams := map[string]bool{}
+	facs := map[string]string{}
+	for i, cam := range c.Cameras {
+		f := fmt.Sprintf("cameras[%d]", i)
+		if !cameraIDRE.MatchString(cam.ID) {
+			return fmt.Errorf("%s.id: %q must be 1-64 of [A-Za-z0-9_-]", f, cam.ID)
+		}
+		if cams[cam.ID] {
+			return fmt.Errorf("%s.id: %q is used twice", f, cam.ID)
+		}
+		cams[cam.ID] = true
+		if err := checkURL(f+".url", cam.URL, "rtsp", "rtsps"); err != nil {
+			return err
+		}
+		if err := checkLatLon(f, cam.Lat, cam.Lon); err != nil {
+			return err
+		}
+		if cam.CoverCheck.Interval < 0 {
+			return fmt.Errorf("%s.cover_check.interval: %v is negative", f, cam.CoverCheck.Interval)
+		}
+		if cam.CoverCheck.Confirm < 1 || cam.CoverCheck.Confirm > 100 {
+			return fmt.Errorf("%s.cover_check.confirm: %d is not in 1-100", f, cam.CoverCheck.Confirm)
+		}
+		for j, cv := range cam.Covers {
+			g := fmt.Sprintf("%s.covers[%d]", f, j)
+			if !facilityRE.MatchString(cv.FacilityID) {
+				return fmt.Errorf("%s.facility_id: %q is not a 16-digit part id", g, cv.FacilityID)
+			}
+			if other, dup := facs[cv.FacilityID]; dup {
+				return fmt.Errorf("%s.facility_id: %s is already watched at %s", g, cv.FacilityID, other)
+			}
+			facs[cv.FacilityID] = g
+			r := cv.Region
+			if r.X < 0 || r.Y < 0 || r.W < 8 || r.H < 8 || r.W > 4096 || r.H > 4096 {
+				return fmt.Errorf("%s.region: {x:%d y:%d w:%d h:%d} needs x,y >= 0 and w,h in 8-4096", g, r.X, r.Y, r.W, r.H)
+			}
+			if err := checkLatLon(g, cv.Lat, cv.Lon); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func checkURL(field, raw string, schemes ...string) error {
+	if raw == "" {
+		return fmt.Errorf("%s: required", field)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%s: %w", field, err)
+	}
+	for _, s := range schemes {
+		if u.Scheme == s {
+			if u.Host == "" {
+				return fmt.Errorf("%s: %q has no host", field, raw)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: scheme %q is not one of %v", field, u.Scheme, schemes)
+}
+
+func checkLatLon(field string, lat, lon float64) error {
+	if lat < -90 || lat > 90 || lon < -180 || lon > 180 {
+		return fmt.Errorf("%s.lat/lon: %v,%v out of range", field, lat, lon)
+	}
+	return nil
+}

@@ -1,0 +1,121 @@
+// Package uplink connects a box to the cloud: an MQTT session (paho, QoS 1,
+// persistent, retained online/offline status with a last will) that the
+// outbox publishes through, and the evidence uploader that PUTs files to the
+// cloud by sha256 until they are acknowledged.
+package uplink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/gridwatch/gridwatch/edge/outbox"
+	"github.com/gridwatch/gridwatch/edge/wire"
+)
+
+// MQTT is the box's broker session.
+type MQTT struct {
+	c      mqtt.Client
+	device string
+	status wire.Status
+	log    *slog.Logger
+}
+
+// MQTTOptions configures Dial.
+type MQTTOptions struct {
+	BrokerURL    string
+	ClientID     string
+	Device       string
+	Username     string
+	PasswordFile string
+	Software     string
+	ConfigVer    string
+}
+
+// Dial starts connecting (retrying in the background) and returns at once;
+// publishes fail until the session is up, and the outbox retries them.
+func Dial(o MQTTOptions, log *slog.Logger) (*MQTT, error) {
+	will, err := json.Marshal(wire.Status{V: wire.Version, Device: o.Device, Online: false, At: time.Now().UTC()})
+	if err != nil {
+		return nil, err
+	}
+	m := &MQTT{device: o.Device, log: log,
+		status: wire.Status{V: wire.Version, Device: o.Device, Online: true, Software: o.Software, ConfigVer: o.ConfigVer}}
+	opts := mqtt.NewClientOptions().
+		AddBroker(o.BrokerURL).
+		SetClientID(o.ClientID).
+		SetCleanSession(false).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(5*time.Second).
+		SetKeepAlive(10*time.Second).
+		SetWriteTimeout(5*time.Second).
+		SetBinaryWill(wire.Topic(o.Device, wire.KindStatus), will, 1, true)
+	if o.Username != "" {
+		opts.SetUsername(o.Username)
+	}
+	if o.PasswordFile != "" {
+		pw, err := os.ReadFile(o.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("broker.password_file: %w", err)
+		}
+		opts.SetPassword(strings.TrimSpace(string(pw)))
+	}
+	opts.SetOnConnectHandler(func(c mqtt.Client) {
+		log.Info("connected to broker", "broker", o.BrokerURL)
+		m.publishStatus(true)
+	})
+	opts.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+		log.Warn("lost broker connection, reconnecting", "err", err)
+	})
+	m.c = mqtt.NewClient(opts)
+	m.c.Connect()
+	return m, nil
+}
+
+func (m *MQTT) publishStatus(online bool) {
+	st := m.status
+	st.Online, st.At = online, time.Now().UTC()
+	b, _ := json.Marshal(st)
+	t := m.c.Publish(wire.Topic(m.device, wire.KindStatus), 1, true, b)
+	if !t.WaitTimeout(5*time.Second) || t.Error() != nil {
+		m.log.Warn("status publish not acknowledged", "online", online, "err", t.Error())
+	}
+}
+
+// ErrNotAcked means the broker did not acknowledge in time.
+var ErrNotAcked = errors.New("broker did not acknowledge")
+
+// Publish sends one outbox message at QoS 1 and returns once the broker's
+// PUBACK arrived. It is an outbox.Publisher.
+func (m *MQTT) Publish(ctx context.Context, msg outbox.Message) error {
+	if !m.c.IsConnectionOpen() {
+		return errors.New("not connected to broker")
+	}
+	t := m.c.Publish(msg.Topic, 1, false, msg.Payload)
+	select {
+	case <-t.Done():
+		return t.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(10 * time.Second):
+		return ErrNotAcked
+	}
+}
+
+// Close says offline (the retained status) and disconnects cleanly; the last
+// will covers the unclean cases.
+func (m *MQTT) Close() {
+	if m.c.IsConnectionOpen() {
+		m.publishStatus(false)
+	}
+	m.c.Disconnect(1000)
+}
