@@ -13,7 +13,7 @@ import (
 // Snapshot encodes the clean frame and an annotated copy (every cover's
 // region drawn, coloured by its last observation) as JPEG.
 func (m *Monitor) Snapshot(frame gocv.Mat, highlight string) (clean, annotated []byte, err error) {
-	clean, err = jpeg(frame)
+	clean, err = encodeJPEG(frame)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -35,11 +35,11 @@ func (m *Monitor) Snapshot(frame gocv.Mat, highlight string) (clean, annotated [
 		label := fmt.Sprintf("%s %s %.2f", w.FacilityID[len(w.FacilityID)-6:], w.last.State, w.last.Confidence)
 		gocv.PutText(&ann, label, image.Pt(w.Region.Min.X, w.Region.Min.Y-6), gocv.FontHersheySimplex, 0.5, col, 2)
 	}
-	annotated, err = jpeg(ann)
+	annotated, err = encodeJPEG(ann)
 	return clean, annotated, err
 }
 
-func jpeg(m gocv.Mat) ([]byte, error) {
+func encodeJPEG(m gocv.Mat) ([]byte, error) {
 	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, m, []int{gocv.IMWriteJpegQuality, 85})
 	if err != nil {
 		return nil, fmt.Errorf("jpeg encode: %w", err)

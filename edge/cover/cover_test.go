@@ -1,0 +1,139 @@
+package cover
+
+import (
+	"bytes"
+	"image/jpeg"
+	"testing"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"github.com/gridwatch/gridwatch/edge/sim"
+	"github.com/gridwatch/gridwatch/edge/wire"
+)
+
+// runScene checks the skeleton scene once a second, as the agent does on
+// keyframes, and returns every confirmed change.
+func runScene(t *testing.T, seed int64) ([]Change, sim.Truth, *Monitor) {
+	t.Helper()
+	sc := sim.Skeleton(seed)
+	truth := sc.Truth()
+	var specs []Spec
+	for _, c := range sc.Covers {
+		specs = append(specs, Spec{FacilityID: c.FacilityID, Region: c.Region})
+	}
+	m := New("cam1", 3, specs)
+	buf := make([]byte, sc.Width*sc.Height*3)
+	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	var all []Change
+	for sec := 0; sec < int(sc.Duration/time.Second); sec++ {
+		sc.Frame(sec*sc.FPS, buf)
+		mat, err := gocv.NewMatFromBytes(sc.Height, sc.Width, gocv.MatTypeCV8UC3, buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch, err := m.Check(mat, t0.Add(time.Duration(sec)*time.Second))
+		mat.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, ch...)
+	}
+	return all, truth, m
+}
+
+func TestSkeletonSceneChanges(t *testing.T) {
+	for _, seed := range []int64{1, 2, 3} {
+		t.Run("seed", func(t *testing.T) {
+			changes, truth, m := runScene(t, seed)
+			defer m.Close()
+			var missingFrom, backFrom float64
+			for _, iv := range truth.Intervals(sim.PowerCover) {
+				if iv.State == wire.CoverMissing {
+					missingFrom, backFrom = iv.From, iv.To
+				}
+			}
+			if len(changes) != 2 {
+				t.Fatalf("seed %d: %d changes, want exactly 2 (missing, back): %+v", seed, len(changes), changes)
+			}
+			t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+			newC, endC := changes[0], changes[1]
+			if newC.FacilityID != sim.PowerCover || newC.Phase != wire.PhaseNew || newC.State != wire.CoverMissing {
+				t.Fatalf("first change %+v, want the power cover new/missing", newC)
+			}
+			if endC.Phase != wire.PhaseEnd || endC.State != wire.CoverPresent || endC.EventID != newC.EventID {
+				t.Fatalf("second change %+v, want end/present of event %s", endC, newC.EventID)
+			}
+			// Confirmed within confirm+1 checks of the truth (1 s apart).
+			if lat := newC.At.Sub(t0).Seconds() - missingFrom; lat < 0 || lat > 4.5 {
+				t.Errorf("missing reported %.1f s after it happened", lat)
+			}
+			if lat := endC.At.Sub(t0).Seconds() - backFrom; lat < 0 || lat > 4.5 {
+				t.Errorf("restoration reported %.1f s after it happened", lat)
+			}
+			if newC.Confidence < 0.5 || newC.Confidence > 1 {
+				t.Errorf("confidence %v", newC.Confidence)
+			}
+		})
+	}
+}
+
+func TestSnapshotIsJPEG(t *testing.T) {
+	sc := sim.Skeleton(1)
+	buf := make([]byte, sc.Width*sc.Height*3)
+	sc.Frame(20*sc.FPS, buf)
+	mat, err := gocv.NewMatFromBytes(sc.Height, sc.Width, gocv.MatTypeCV8UC3, buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mat.Close()
+	m := New("cam1", 1, []Spec{{FacilityID: sim.PowerCover, Region: sc.Covers[0].Region}})
+	defer m.Close()
+	clean, ann, err := m.Snapshot(mat, sim.PowerCover)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"clean": clean, "annotated": ann} {
+		img, err := jpeg.Decode(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if img.Bounds().Dx() != sc.Width || img.Bounds().Dy() != sc.Height {
+			t.Fatalf("%s: %v", name, img.Bounds())
+		}
+	}
+	if bytes.Equal(clean, ann) {
+		t.Fatal("annotated snapshot equals the clean one")
+	}
+}
+
+func TestRegionOutsideFrame(t *testing.T) {
+	mat := gocv.NewMatWithSize(100, 100, gocv.MatTypeCV8UC3)
+	defer mat.Close()
+	sc := sim.Skeleton(1)
+	m := New("cam1", 1, []Spec{{FacilityID: sim.PowerCover, Region: sc.Covers[0].Region}})
+	defer m.Close()
+	if _, err := m.Check(mat, time.Now()); err == nil {
+		t.Fatal("a region outside the frame must be an error naming it")
+	}
+}
+
+func BenchmarkCheck720p(b *testing.B) {
+	sc := sim.Skeleton(1)
+	buf := make([]byte, sc.Width*sc.Height*3)
+	sc.Frame(5*sc.FPS, buf)
+	mat, _ := gocv.NewMatFromBytes(sc.Height, sc.Width, gocv.MatTypeCV8UC3, buf)
+	defer mat.Close()
+	var specs []Spec
+	for _, c := range sc.Covers {
+		specs = append(specs, Spec{FacilityID: c.FacilityID, Region: c.Region})
+	}
+	m := New("cam1", 3, specs)
+	defer m.Close()
+	at := time.Now()
+	for b.Loop() {
+		if _, err := m.Check(mat, at); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
