@@ -28,7 +28,8 @@ cleanup() {
   trap - INT TERM EXIT
   [ ${#pids[@]} -gt 0 ] && { say "stopping ${#pids[@]} processes"; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 }
-trap cleanup INT TERM EXIT
+trap cleanup EXIT
+trap 'exit 0' INT TERM
 
 rm -rf "$D/cloud" "$D/edge"
 mkdir -p "$D/scene"
@@ -62,7 +63,7 @@ start=$SECONDS
 shown=0
 while true; do
   for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || die "a process exited; see the logs in $D/"; done
-  n=$(curl -s "http://$HTTP/api/v1/cases" | grep -o '"id":' | wc -l)
+  n=$(curl -s "http://$HTTP/api/v1/cases" | grep -o '"id":' | wc -l || true)
   if [ "$n" -gt "$shown" ]; then
     shown=$n
     say "$(( SECONDS - start ))s: $n case(s) — newest:"

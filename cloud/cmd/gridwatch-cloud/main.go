@@ -25,6 +25,10 @@ import (
 	"github.com/gridwatch/gridwatch/cloud/web"
 )
 
+// commands holds the subcommands other than serve; each lives in its own
+// file (imagery.go, bench.go, ...) and registers itself in init.
+var commands = map[string]func(ctx context.Context, args []string) error{}
+
 const usage = `usage:
   gridwatch-cloud serve [--http 127.0.0.1:8080] [--mqtt-listen 127.0.0.1:1884 | --broker tcp://HOST:PORT]
                         [--data DIR] [--registry DIR] [--log-level info]
@@ -41,10 +45,14 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		err = serve(ctx, os.Args[2:])
+	default:
+		if f, ok := commands[os.Args[1]]; ok {
+			err = f(ctx, os.Args[2:])
+			break
+		}
+		err = fmt.Errorf("unknown command %q\n%s", os.Args[1], usage)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
-	default:
-		err = fmt.Errorf("unknown command %q\n%s", os.Args[1], usage)
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, "gridwatch-cloud:", err)

@@ -3,6 +3,7 @@
 //	gridwatch-edge run --config FILE        run the agent
 //	gridwatch-edge check-config FILE        validate a device config and exit
 //	gridwatch-edge simulate --seed N --out DIR   render the skeleton street scene (MPEG-TS + truth.json)
+//	gridwatch-edge eval NAME ...            run a benchmark and print its table
 package main
 
 import (
@@ -26,6 +27,7 @@ const usage = `usage:
   gridwatch-edge run --config FILE [--log-level info]
   gridwatch-edge check-config FILE
   gridwatch-edge simulate [--seed N] [--duration 60s] --out DIR
+  gridwatch-edge eval NAME [flags] [--json]   benchmarks (see eval_*.go)
 `
 
 func main() {
@@ -43,6 +45,8 @@ func main() {
 		err = checkConfig(os.Args[2:])
 	case "simulate":
 		err = simulate(ctx, os.Args[2:])
+	case "eval":
+		err = evalCmd(ctx, os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:
