@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gocv.io/x/gocv"
@@ -38,10 +39,36 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	cams := make(map[string]*camera, len(cfg.Cameras))
+	for _, cam := range cfg.Cameras {
+		cams[cam.ID] = &camera{cfg: cam, device: cfg.Device, outbox: ob, evidence: ev,
+			log: log.With("component", "camera", "camera", cam.ID), enrol: map[string]bool{}}
+	}
+	onCommand := func(cmd wire.Command) {
+		switch cmd.Cmd {
+		case wire.CmdReplay:
+			n, oldest, err := ob.Replay(cmd.FromSeq)
+			if err != nil {
+				log.Error("replay failed", "from_seq", cmd.FromSeq, "err", err)
+				return
+			}
+			if oldest > cmd.FromSeq {
+				log.Warn("replay asked for messages no longer kept", "from_seq", cmd.FromSeq, "oldest_kept", oldest)
+			}
+			log.Info("replaying", "from_seq", cmd.FromSeq, "messages", n)
+		case wire.CmdEnrol:
+			c, ok := cams[cmd.Camera]
+			if !ok {
+				log.Warn("enrol: unknown camera", "camera", cmd.Camera)
+				return
+			}
+			c.requestEnrol(cmd.FacilityID)
+		}
+	}
 	mq, err := uplink.Dial(uplink.MQTTOptions{
 		BrokerURL: cfg.Broker.URL, ClientID: cfg.Broker.ClientID, Device: cfg.Device,
 		Username: cfg.Broker.Username, PasswordFile: cfg.Broker.PasswordFile,
-		Software: Software, ConfigVer: cfg.Version,
+		Software: Software, ConfigVer: cfg.Version, OnCommand: onCommand,
 	}, log.With("component", "mqtt"))
 	if err != nil {
 		return err
@@ -62,11 +89,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	run("outbox", func() error { return ob.Run(ctx, mq.Publish) })
 	run("evidence", func() error { return ev.Run(ctx) })
-	for _, cam := range cfg.Cameras {
-		c := &camera{cfg: cam, device: cfg.Device, outbox: ob, evidence: ev,
-			log: log.With("component", "camera", "camera", cam.ID)}
-		run("camera "+cam.ID, func() error { return c.run(ctx) })
+	for _, c := range cams {
+		run("camera "+c.cfg.ID, func() error { return c.run(ctx) })
 	}
+	tel := &telemetry{cfg: cfg, outbox: ob, evidence: ev, cams: cams, start: time.Now()}
+	run("telemetry", func() error { return tel.run(ctx) })
 	wg.Wait()
 	return nil
 }
@@ -77,6 +104,19 @@ type camera struct {
 	outbox   *outbox.Outbox
 	evidence *uplink.Evidence
 	log      *slog.Logger
+	stream   atomic.Pointer[rtsp.Stream]
+
+	// counters for telemetry
+	frames, keyframes, decodeNs, decodes, analysisNs, analyses atomic.Uint64
+
+	mu    sync.Mutex
+	enrol map[string]bool // covers to re-enrol on the next keyframe
+}
+
+func (c *camera) requestEnrol(facility string) {
+	c.mu.Lock()
+	c.enrol[facility] = true
+	c.mu.Unlock()
 }
 
 func (c *camera) run(ctx context.Context) error {
@@ -108,19 +148,31 @@ func (c *camera) run(ctx context.Context) error {
 	}
 	var last time.Time
 	st := rtsp.New(c.cfg.URL, c.log, rtsp.Options{})
+	c.stream.Store(st)
 	return st.Run(ctx, func(au rtsp.AccessUnit) {
-		if !au.Keyframe || au.Received.Sub(last) < c.cfg.CoverCheck.Interval {
+		c.frames.Add(1)
+		if !au.Keyframe {
 			return // never decode a frame nobody analyses
 		}
+		c.keyframes.Add(1)
+		if au.Received.Sub(last) < c.cfg.CoverCheck.Interval {
+			return
+		}
 		last = au.Received
+		t0 := time.Now()
 		f, err := dec.DecodeKeyframe(au.AnnexB)
 		if err != nil {
 			c.log.Warn("keyframe does not decode", "err", err)
 			return
 		}
+		t1 := time.Now()
+		c.decodeNs.Add(uint64(t1.Sub(t0)))
+		c.decodes.Add(1)
 		if err := c.check(mon, f, au.Received); err != nil {
 			c.log.Error("cover check failed", "err", err)
 		}
+		c.analysisNs.Add(uint64(time.Since(t1)))
+		c.analyses.Add(1)
 	})
 }
 
@@ -130,6 +182,16 @@ func (c *camera) check(mon *cover.Monitor, f decode.Frame, at time.Time) error {
 		return err
 	}
 	defer mat.Close()
+	c.mu.Lock()
+	for fac := range c.enrol {
+		if err := mon.SetReference(fac, mat); err != nil {
+			c.log.Warn("enrol failed", "facility", fac, "err", err)
+		} else {
+			c.log.Info("cover reference enrolled from the current frame", "facility", fac)
+		}
+		delete(c.enrol, fac)
+	}
+	c.mu.Unlock()
 	changes, err := mon.Check(mat, at)
 	if err != nil {
 		return err

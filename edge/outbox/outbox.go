@@ -4,8 +4,14 @@
 // acknowledged it, so neither a broker outage nor kill -9 loses a report.
 //
 // fsync policy: the message file and its directory are synced before Append
-// returns; the sequence high-water mark is synced before the last pending
-// message is removed, so a restart never reuses a sequence number.
+// returns. An acknowledged message is renamed into sent/ (the newest always
+// stays there), so the highest sequence number survives any restart and is
+// never reused.
+//
+// Size policy: when the pending messages exceed Limits.MaxBytes, the oldest
+// telemetry goes first, then the oldest reports; every drop is counted.
+// Acknowledged messages move to sent/ and the last Limits.KeepSent stay
+// there, so the cloud can ask for a replay from a sequence number.
 package outbox
 
 import (
@@ -29,41 +35,90 @@ type Message struct {
 	Payload []byte
 }
 
+// Class says which messages go first when the outbox is full.
+type Class string
+
+const (
+	Report    Class = "r" // detections, status changes: kept longest
+	Telemetry Class = "t" // health figures: dropped first
+)
+
+// Limits bound the outbox.
+type Limits struct {
+	MaxBytes int64 // pending bytes before the oldest are dropped (default 256 MiB)
+	KeepSent int   // acknowledged messages kept for replay (default 10,000)
+}
+
 // Outbox is a directory of pending messages.
 type Outbox struct {
-	dir string
-	log *slog.Logger
+	dir    string
+	log    *slog.Logger
+	limits Limits
 
 	mu      sync.Mutex
-	seq     uint64   // last sequence number handed out
-	pending []uint64 // sequence numbers on disk, ascending
+	seq     uint64  // last sequence number handed out
+	pending []entry // on disk, ascending by seq
+	bytes   int64   // size of pending
+	sentLog []entry // acknowledged and kept for replay, ascending
 	wake    chan struct{}
 	sent    uint64
+	dropped map[Class]uint64
 }
+
+type entry struct {
+	seq   uint64
+	class Class
+	size  int64
+}
+
+func (e entry) name() string { return fmt.Sprintf("%020d.%s%s", e.seq, e.class, msgSuffix) }
 
 const (
 	msgSuffix = ".msg"
-	seqFile   = "seq"
+	sentDir   = "sent"
 )
 
 // Open loads the outbox in dir, creating it if needed.
 func Open(dir string, log *slog.Logger) (*Outbox, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	return OpenLimits(dir, Limits{}, log)
+}
+
+// OpenLimits is Open with explicit limits.
+func OpenLimits(dir string, lim Limits, log *slog.Logger) (*Outbox, error) {
+	if lim.MaxBytes <= 0 {
+		lim.MaxBytes = 256 << 20
+	}
+	if lim.KeepSent <= 0 {
+		lim.KeepSent = 10000
+	}
+	if err := os.MkdirAll(filepath.Join(dir, sentDir), 0o755); err != nil {
 		return nil, fmt.Errorf("open outbox: %w", err)
 	}
-	o := &Outbox{dir: dir, log: log, wake: make(chan struct{}, 1)}
-	if b, err := os.ReadFile(filepath.Join(dir, seqFile)); err == nil {
-		o.seq, err = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("open outbox: %s is corrupt: %w", seqFile, err)
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
+	o := &Outbox{dir: dir, log: log, limits: lim, wake: make(chan struct{}, 1), dropped: map[Class]uint64{}}
+	var err error
+	if o.pending, err = scan(dir, log); err != nil {
 		return nil, fmt.Errorf("open outbox: %w", err)
 	}
+	if o.sentLog, err = scan(filepath.Join(dir, sentDir), log); err != nil {
+		return nil, fmt.Errorf("open outbox: %w", err)
+	}
+	for _, e := range o.pending {
+		o.bytes += e.size
+		o.seq = max(o.seq, e.seq)
+	}
+	for _, e := range o.sentLog {
+		o.seq = max(o.seq, e.seq)
+	}
+	return o, nil
+}
+
+// scan lists the messages in dir, ascending, removing unfinished writes.
+func scan(dir string, log *slog.Logger) ([]entry, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("open outbox: %w", err)
+		return nil, err
 	}
+	var out []entry
 	for _, e := range ents {
 		name := e.Name()
 		if strings.HasPrefix(name, ".tmp-") {
@@ -73,21 +128,30 @@ func Open(dir string, log *slog.Logger) (*Outbox, error) {
 		if !strings.HasSuffix(name, msgSuffix) {
 			continue
 		}
-		n, err := strconv.ParseUint(strings.TrimSuffix(name, msgSuffix), 10, 64)
-		if err != nil {
+		num, class, _ := strings.Cut(strings.TrimSuffix(name, msgSuffix), ".")
+		n, err := strconv.ParseUint(num, 10, 64)
+		if err != nil || (Class(class) != Report && Class(class) != Telemetry) {
 			log.Warn("outbox: ignoring stray file", "file", name)
 			continue
 		}
-		o.pending = append(o.pending, n)
-		o.seq = max(o.seq, n)
+		info, err := e.Info()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, entry{seq: n, class: Class(class), size: info.Size()})
 	}
-	sort.Slice(o.pending, func(i, j int) bool { return o.pending[i] < o.pending[j] })
-	return o, nil
+	sort.Slice(out, func(i, j int) bool { return out[i].seq < out[j].seq })
+	return out, nil
 }
 
 // Append assigns the next sequence number, lets build make the payload with
 // it, and stores the message durably before returning.
 func (o *Outbox) Append(topic string, build func(seq uint64) ([]byte, error)) (uint64, error) {
+	return o.AppendClass(Report, topic, build)
+}
+
+// AppendClass is Append for a given class of message.
+func (o *Outbox) AppendClass(class Class, topic string, build func(seq uint64) ([]byte, error)) (uint64, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	seq := o.seq + 1
@@ -99,11 +163,14 @@ func (o *Outbox) Append(topic string, build func(seq uint64) ([]byte, error)) (u
 		return 0, fmt.Errorf("outbox: topic %q contains a newline", topic)
 	}
 	data := append([]byte(topic+"\n"), payload...)
-	if err := writeFileSync(o.dir, o.name(seq), data); err != nil {
+	e := entry{seq: seq, class: class, size: int64(len(data))}
+	o.makeRoom(e.size)
+	if err := writeFileSync(o.dir, e.name(), data); err != nil {
 		return 0, fmt.Errorf("outbox append: %w", err)
 	}
 	o.seq = seq
-	o.pending = append(o.pending, seq)
+	o.pending = append(o.pending, e)
+	o.bytes += e.size
 	select {
 	case o.wake <- struct{}{}:
 	default:
@@ -111,7 +178,80 @@ func (o *Outbox) Append(topic string, build func(seq uint64) ([]byte, error)) (u
 	return seq, nil
 }
 
-func (o *Outbox) name(seq uint64) string { return fmt.Sprintf("%020d%s", seq, msgSuffix) }
+// makeRoom drops pending messages, oldest telemetry first, until size more
+// bytes fit. The head is never dropped: it may be in flight. Called locked.
+func (o *Outbox) makeRoom(size int64) {
+	for o.bytes+size > o.limits.MaxBytes && len(o.pending) > 1 {
+		victim := -1
+		for i := 1; i < len(o.pending); i++ {
+			if o.pending[i].class == Telemetry {
+				victim = i
+				break
+			}
+		}
+		if victim < 0 {
+			victim = 1
+		}
+		e := o.pending[victim]
+		if err := os.Remove(filepath.Join(o.dir, e.name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			o.log.Error("outbox: drop failed", "seq", e.seq, "err", err)
+			return
+		}
+		o.pending = append(o.pending[:victim], o.pending[victim+1:]...)
+		o.bytes -= e.size
+		o.dropped[e.class]++
+		o.log.Warn("outbox full: dropped a message", "seq", e.seq, "class", e.class, "limit_bytes", o.limits.MaxBytes)
+	}
+}
+
+// Dropped counts messages dropped for space, by class.
+func (o *Outbox) Dropped() map[Class]uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make(map[Class]uint64, len(o.dropped))
+	for k, v := range o.dropped {
+		out[k] = v
+	}
+	return out
+}
+
+// Replay queues again every kept acknowledged message from seq `from` on, in
+// order, ahead of anything newer. It returns how many were queued and the
+// lowest sequence number still available (a caller asking for less has lost
+// the difference, and says so).
+func (o *Outbox) Replay(from uint64) (n int, oldest uint64, err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.sentLog) > 0 {
+		oldest = o.sentLog[0].seq
+	}
+	keep := o.sentLog[:0]
+	var back []entry
+	for _, e := range o.sentLog {
+		if e.seq < from {
+			keep = append(keep, e)
+			continue
+		}
+		if err := os.Rename(filepath.Join(o.dir, sentDir, e.name()), filepath.Join(o.dir, e.name())); err != nil {
+			return n, oldest, fmt.Errorf("outbox replay %d: %w", e.seq, err)
+		}
+		back = append(back, e)
+		n++
+	}
+	o.sentLog = keep
+	o.pending = append(back, o.pending...)
+	sort.Slice(o.pending, func(i, j int) bool { return o.pending[i].seq < o.pending[j].seq })
+	for _, e := range back {
+		o.bytes += e.size
+	}
+	if n > 0 {
+		select {
+		case o.wake <- struct{}{}:
+		default:
+		}
+	}
+	return n, oldest, nil
+}
 
 // Len is the number of messages waiting.
 func (o *Outbox) Len() int {
@@ -170,32 +310,37 @@ func (o *Outbox) head() (Message, bool, error) {
 		o.mu.Unlock()
 		return Message{}, false, nil
 	}
-	seq := o.pending[0]
+	e := o.pending[0]
 	o.mu.Unlock()
-	b, err := os.ReadFile(filepath.Join(o.dir, o.name(seq)))
+	b, err := os.ReadFile(filepath.Join(o.dir, e.name()))
 	if err != nil {
-		return Message{}, false, fmt.Errorf("outbox read %d: %w", seq, err)
+		return Message{}, false, fmt.Errorf("outbox read %d: %w", e.seq, err)
 	}
 	topic, payload, ok := strings.Cut(string(b), "\n")
 	if !ok {
-		return Message{}, false, fmt.Errorf("outbox: message %d is corrupt (no topic line)", seq)
+		return Message{}, false, fmt.Errorf("outbox: message %d is corrupt (no topic line)", e.seq)
 	}
-	return Message{Seq: seq, Topic: topic, Payload: []byte(payload)}, true, nil
+	return Message{Seq: e.seq, Topic: topic, Payload: []byte(payload)}, true, nil
 }
 
 func (o *Outbox) remove(seq uint64) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if len(o.pending) == 1 {
-		// Keep the high-water mark before the last file goes.
-		if err := writeFileSync(o.dir, seqFile, []byte(strconv.FormatUint(o.seq, 10)+"\n")); err != nil {
-			return fmt.Errorf("outbox: save sequence: %w", err)
-		}
+	e := o.pending[0]
+	if e.seq != seq {
+		return fmt.Errorf("outbox: acknowledged %d but the head is %d", seq, e.seq)
 	}
-	if err := os.Remove(filepath.Join(o.dir, o.name(seq))); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("outbox: remove %d: %w", seq, err)
+	// Keep it for replay rather than deleting it.
+	if err := os.Rename(filepath.Join(o.dir, e.name()), filepath.Join(o.dir, sentDir, e.name())); err != nil {
+		return fmt.Errorf("outbox: retire %d: %w", seq, err)
 	}
 	o.pending = o.pending[1:]
+	o.bytes -= e.size
+	o.sentLog = append(o.sentLog, e)
+	for len(o.sentLog) > o.limits.KeepSent {
+		os.Remove(filepath.Join(o.dir, sentDir, o.sentLog[0].name()))
+		o.sentLog = o.sentLog[1:]
+	}
 	o.sent++
 	return nil
 }

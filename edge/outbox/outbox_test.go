@@ -119,3 +119,65 @@ func BenchmarkAppend(b *testing.B) {
 		}
 	}
 }
+
+func TestReplayResendsAcknowledged(t *testing.T) {
+	dir := t.TempDir()
+	o, err := OpenLimits(dir, Limits{KeepSent: 3}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, o, 5)
+	collect(t, o, 5, 0)
+	// Only the last 3 are kept; a replay from 2 gets 3, 4, 5 and says 3 is the oldest.
+	n, oldest, err := o.Replay(2)
+	if err != nil || n != 3 || oldest != 3 {
+		t.Fatalf("Replay(2) = %d, %d, %v; want 3, 3, nil", n, oldest, err)
+	}
+	// Survives a restart before the replay is sent.
+	o, err = OpenLimits(dir, Limits{KeepSent: 3}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := collect(t, o, 3, 0)
+	for i, m := range got {
+		if m.Seq != uint64(i+3) {
+			t.Fatalf("replayed %d = seq %d, want %d", i, m.Seq, i+3)
+		}
+	}
+	seq, _ := o.Append("t/x", func(uint64) ([]byte, error) { return []byte("x"), nil })
+	if seq != 6 {
+		t.Fatalf("seq after replay = %d, want 6", seq)
+	}
+}
+
+func TestFullOutboxDropsTelemetryFirst(t *testing.T) {
+	o, err := OpenLimits(t.TempDir(), Limits{MaxBytes: 10 * 20}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := func(uint64) ([]byte, error) { return []byte("0123456789012345"), nil } // 20 bytes with "t/x\n"
+	classes := []Class{Report, Telemetry, Report, Telemetry, Report, Telemetry, Report, Telemetry, Report, Telemetry}
+	for _, c := range classes {
+		if _, err := o.AppendClass(c, "t/x", payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Three more reports: three telemetry messages must go, oldest first, no report.
+	for i := 0; i < 3; i++ {
+		o.AppendClass(Report, "t/x", payload)
+	}
+	d := o.Dropped()
+	if d[Telemetry] != 3 || d[Report] != 0 {
+		t.Fatalf("dropped %v, want 3 telemetry and no reports", d)
+	}
+	if o.Len() != 10 {
+		t.Fatalf("%d pending, want 10", o.Len())
+	}
+	// Only reports left to drop: the oldest report after the head goes, and it is counted.
+	for i := 0; i < 3; i++ {
+		o.AppendClass(Report, "t/x", payload)
+	}
+	if d := o.Dropped(); d[Telemetry] != 5 || d[Report] != 1 {
+		t.Fatalf("dropped %v, want 5 telemetry and 1 report", d)
+	}
+}

@@ -37,6 +37,9 @@ type MQTTOptions struct {
 	PasswordFile string
 	Software     string
 	ConfigVer    string
+	// OnCommand receives each valid command from the cloud (on paho's
+	// goroutine: keep it short). Invalid ones are logged and dropped.
+	OnCommand func(wire.Command)
 }
 
 // Dial starts connecting (retrying in the background) and returns at once;
@@ -71,6 +74,17 @@ func Dial(o MQTTOptions, log *slog.Logger) (*MQTT, error) {
 	}
 	opts.SetOnConnectHandler(func(c mqtt.Client) {
 		log.Info("connected to broker", "broker", o.BrokerURL)
+		if o.OnCommand != nil {
+			c.Subscribe(wire.Topic(o.Device, wire.KindCommand), 1, func(_ mqtt.Client, msg mqtt.Message) {
+				cmd, err := wire.DecodeCommand(msg.Payload())
+				if err != nil {
+					log.Warn("ignoring a bad command", "err", err)
+					return
+				}
+				log.Info("command received", "cmd", cmd.Cmd, "id", cmd.ID)
+				o.OnCommand(cmd)
+			})
+		}
 		m.publishStatus(true)
 	})
 	opts.SetConnectionLostHandler(func(_ mqtt.Client, err error) {

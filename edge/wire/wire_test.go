@@ -113,3 +113,36 @@ func FuzzDecodeReport(f *testing.F) {
 		}
 	})
 }
+
+func TestGoldenTelemetryAndCommand(t *testing.T) {
+	b, err := os.ReadFile("testdata/telemetry.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm, err := DecodeTelemetry(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := json.MarshalIndent(tm, "", "  ")
+	if !bytes.Equal(bytes.TrimSpace(out), bytes.TrimSpace(b)) {
+		t.Errorf("telemetry re-encoding differs:\n%s", out)
+	}
+	b, err = os.ReadFile("testdata/command-replay.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := DecodeCommand(b)
+	if err != nil || c.Cmd != CmdReplay || c.FromSeq != 40 {
+		t.Fatalf("command = %+v, %v", c, err)
+	}
+	bad := []struct{ json, msg string }{
+		{`{"v":1,"id":"x","cmd":"replay","at":"2026-11-27T12:21:00Z"}`, "from_seq"},
+		{`{"v":1,"id":"x","cmd":"reboot","at":"2026-11-27T12:21:00Z"}`, "cmd"},
+		{`{"v":1,"id":"x","cmd":"enrol","camera":"cam1","facility_id":"1","at":"2026-11-27T12:21:00Z"}`, "facility_id"},
+	}
+	for _, tt := range bad {
+		if _, err := DecodeCommand([]byte(tt.json)); err == nil || !strings.Contains(err.Error(), tt.msg) {
+			t.Errorf("%s: got %v, want error naming %s", tt.json, err, tt.msg)
+		}
+	}
+}
