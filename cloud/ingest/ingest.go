@@ -7,6 +7,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,11 +30,14 @@ type Applier interface {
 type Sink interface {
 	DeadLetter(ctx context.Context, topic string, payload []byte, reason string) error
 	SetDeviceStatus(ctx context.Context, d store.Device) error
+	SetTelemetry(ctx context.Context, device string, at time.Time, raw []byte) error
+	SeqHW(ctx context.Context, device string) (uint64, error)
+	SetSeqHW(ctx context.Context, device string, hw uint64) error
 }
 
 // Stats counts what ingest did since start.
 type Stats struct {
-	Accepted, Duplicates, DeadLetters, Cases uint64
+	Accepted, Duplicates, DeadLetters, Cases, Telemetry, ReplayRequests uint64
 }
 
 // Ingest is the MQTT subscriber.
@@ -43,18 +47,28 @@ type Ingest struct {
 	Applier   Applier
 	Sink      Sink
 	Log       *slog.Logger
+	// ReplayRetry spaces repeated replay requests for the same hole (default 10 s).
+	ReplayRetry time.Duration
 
-	accepted, duplicates, dead, cases atomic.Uint64
+	client mqtt.Client
+	gaps   *gaps
+
+	accepted, duplicates, dead, cases, telemetry, replays atomic.Uint64
 }
 
 // Stats returns the counters.
 func (in *Ingest) Stats() Stats {
-	return Stats{in.accepted.Load(), in.duplicates.Load(), in.dead.Load(), in.cases.Load()}
+	return Stats{in.accepted.Load(), in.duplicates.Load(), in.dead.Load(), in.cases.Load(),
+		in.telemetry.Load(), in.replays.Load()}
 }
 
 // Run connects (retrying until ctx ends), subscribes and processes messages
 // until ctx is done.
 func (in *Ingest) Run(ctx context.Context) error {
+	if in.ReplayRetry == 0 {
+		in.ReplayRetry = 10 * time.Second
+	}
+	in.gaps = newGaps(in.ReplayRetry)
 	opts := mqtt.NewClientOptions().
 		AddBroker(in.BrokerURL).
 		SetClientID(in.ClientID).
@@ -67,7 +81,7 @@ func (in *Ingest) Run(ctx context.Context) error {
 		SetAutoAckDisabled(true)
 	opts.SetOnConnectHandler(func(c mqtt.Client) {
 		in.Log.Info("connected to broker", "broker", in.BrokerURL)
-		subs := map[string]byte{wire.ReportSubscription: 1, wire.StatusSubscription: 1}
+		subs := map[string]byte{wire.ReportSubscription: 1, wire.StatusSubscription: 1, wire.TelemetrySubscription: 1}
 		if t := c.SubscribeMultiple(subs, func(_ mqtt.Client, m mqtt.Message) { in.handle(ctx, m) }); t.Wait() && t.Error() != nil {
 			in.Log.Error("subscribe failed", "err", t.Error())
 		}
@@ -76,6 +90,7 @@ func (in *Ingest) Run(ctx context.Context) error {
 		in.Log.Warn("lost broker connection, reconnecting", "err", err)
 	})
 	c := mqtt.NewClient(opts)
+	in.client = c
 	c.Connect() // with ConnectRetry the token completes only on success; the handler subscribes
 	<-ctx.Done()
 	c.Disconnect(500)
@@ -92,6 +107,22 @@ func (in *Ingest) handle(ctx context.Context, m mqtt.Message) {
 	switch kind {
 	case wire.KindReport:
 		in.handleReport(ctx, m, device)
+	case wire.KindTelemetry:
+		tm, err := wire.DecodeTelemetry(m.Payload())
+		if err != nil {
+			in.deadLetter(ctx, m, err.Error())
+			return
+		}
+		if tm.Device != device {
+			in.deadLetter(ctx, m, fmt.Sprintf("telemetry claims device %q but was published on %q's topic", tm.Device, device))
+			return
+		}
+		if err := in.Sink.SetTelemetry(ctx, device, time.Now().UTC(), m.Payload()); err != nil {
+			in.Log.Error("store telemetry", "device", device, "err", err)
+			return
+		}
+		in.telemetry.Add(1)
+		in.track(ctx, device, tm.Seq)
 	case wire.KindStatus:
 		st, err := wire.DecodeStatus(m.Payload())
 		if err != nil {
@@ -133,6 +164,7 @@ func (in *Ingest) handleReport(ctx context.Context, m mqtt.Message, device strin
 		in.deadLetter(ctx, m, "apply: "+err.Error())
 		return
 	}
+	in.track(ctx, device, r.Seq)
 	switch {
 	case out.Duplicate:
 		in.duplicates.Add(1)
@@ -144,6 +176,34 @@ func (in *Ingest) handleReport(ctx context.Context, m mqtt.Message, device strin
 			in.Log.Info("case opened", "case", out.CaseID, "device", device, "facility", r.FacilityID, "state", r.State)
 		}
 	}
+}
+
+// track notes that (device, seq) is stored and asks the box to replay when
+// sequence numbers are missing: the broker may have dropped them.
+func (in *Ingest) track(ctx context.Context, device string, seq uint64) {
+	if !in.gaps.known(device) {
+		hw, err := in.Sink.SeqHW(ctx, device)
+		if err != nil {
+			in.Log.Error("load sequence high-water mark", "device", device, "err", err)
+		}
+		in.gaps.load(device, hw)
+	}
+	hw, moved, from := in.gaps.see(device, seq, time.Now())
+	if moved {
+		if err := in.Sink.SetSeqHW(ctx, device, hw); err != nil {
+			in.Log.Error("store sequence high-water mark", "device", device, "err", err)
+		}
+	}
+	if from == 0 {
+		return
+	}
+	cmd := wire.Command{V: wire.Version, ID: fmt.Sprintf("replay-%s-%d-%d", device, from, time.Now().UnixMilli()),
+		Cmd: wire.CmdReplay, At: time.Now().UTC(), FromSeq: from}
+	b, _ := json.Marshal(cmd)
+	in.replays.Add(1)
+	in.Log.Warn("sequence gap: asking the box to replay", "device", device, "from_seq", from, "received", seq)
+	// Don't wait for the PUBACK here: we are on paho's message goroutine.
+	in.client.Publish(wire.Topic(device, wire.KindCommand), 1, false, b)
 }
 
 func (in *Ingest) deadLetter(ctx context.Context, m mqtt.Message, reason string) {

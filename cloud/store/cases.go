@@ -3,9 +3,12 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/gridwatch/gridwatch/edge/wire"
 )
 
 // Case is one case file as stored. Status values and their transitions
@@ -246,6 +249,9 @@ type Device struct {
 	Software  string    `json:"software,omitempty"`
 	ConfigVer string    `json:"config_version,omitempty"`
 	MaxSeq    uint64    `json:"max_seq"`
+	SeqHW     uint64    `json:"seq_contiguous"`
+	// Telemetry is the latest telemetry message, nil before the first.
+	Telemetry *wire.Telemetry `json:"telemetry,omitempty"`
 }
 
 // SetDeviceStatus records a retained status message.
@@ -261,7 +267,8 @@ func (s *Store) SetDeviceStatus(ctx context.Context, d Device) error {
 // Devices lists known boxes.
 func (s *Store) Devices(ctx context.Context) ([]Device, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT device, online, status_at, last_seen, software, config_ver,
-		COALESCE((SELECT MAX(seq) FROM reports r WHERE r.device = d.device), 0) FROM devices d ORDER BY device`)
+		COALESCE((SELECT MAX(seq) FROM reports r WHERE r.device = d.device), 0), seq_hw, telemetry
+		FROM devices d ORDER BY device`)
 	if err != nil {
 		return nil, err
 	}
@@ -270,12 +277,46 @@ func (s *Store) Devices(ctx context.Context) ([]Device, error) {
 	for rows.Next() {
 		var d Device
 		var st, ls string
-		var maxSeq int64
-		if err := rows.Scan(&d.Device, &d.Online, &st, &ls, &d.Software, &d.ConfigVer, &maxSeq); err != nil {
+		var maxSeq, hw int64
+		var tel string
+		if err := rows.Scan(&d.Device, &d.Online, &st, &ls, &d.Software, &d.ConfigVer, &maxSeq, &hw, &tel); err != nil {
 			return nil, err
 		}
-		d.StatusAt, d.LastSeen, d.MaxSeq = parseTime(st), parseTime(ls), uint64(maxSeq)
+		d.StatusAt, d.LastSeen, d.MaxSeq, d.SeqHW = parseTime(st), parseTime(ls), uint64(maxSeq), uint64(hw)
+		if tel != "" {
+			var t wire.Telemetry
+			if err := json.Unmarshal([]byte(tel), &t); err == nil {
+				d.Telemetry = &t
+			}
+		}
 		out = append(out, d)
 	}
 	return out, rows.Err()
+}
+
+// SetTelemetry keeps a device's latest telemetry and marks it seen.
+func (s *Store) SetTelemetry(ctx context.Context, device string, at time.Time, raw []byte) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO devices (device, online, status_at, last_seen, telemetry)
+		VALUES (?, 1, ?, ?, ?) ON CONFLICT (device) DO UPDATE SET last_seen = excluded.last_seen,
+		telemetry = excluded.telemetry`, device, fmtTime(at), fmtTime(at), string(raw))
+	return err
+}
+
+// SeqHW returns a device's sequence high-water mark (0 if unknown).
+func (s *Store) SeqHW(ctx context.Context, device string) (uint64, error) {
+	var hw int64
+	err := s.db.QueryRowContext(ctx, `SELECT seq_hw FROM devices WHERE device = ?`, device).Scan(&hw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return uint64(hw), err
+}
+
+// SetSeqHW records a device's sequence high-water mark; it never goes down.
+func (s *Store) SetSeqHW(ctx context.Context, device string, hw uint64) error {
+	now := fmtTime(time.Now())
+	_, err := s.db.ExecContext(ctx, `INSERT INTO devices (device, online, status_at, last_seen, seq_hw)
+		VALUES (?, 1, ?, ?, ?) ON CONFLICT (device) DO UPDATE SET seq_hw = MAX(seq_hw, excluded.seq_hw)`,
+		device, now, now, int64(hw))
+	return err
 }

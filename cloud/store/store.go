@@ -113,6 +113,10 @@ var migrations = []string{
 		software   TEXT NOT NULL DEFAULT '',
 		config_ver TEXT NOT NULL DEFAULT ''
 	);`,
+	// 2: telemetry and the per-device sequence high-water mark (every seq at
+	// or below it has arrived), for gap detection across restarts.
+	`ALTER TABLE devices ADD COLUMN telemetry TEXT NOT NULL DEFAULT '';
+	ALTER TABLE devices ADD COLUMN seq_hw INTEGER NOT NULL DEFAULT 0;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

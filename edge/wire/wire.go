@@ -37,6 +37,9 @@ const ReportSubscription = TopicRoot + "/dev/+/" + KindReport
 // StatusSubscription matches every device's status.
 const StatusSubscription = TopicRoot + "/dev/+/" + KindStatus
 
+// TelemetrySubscription matches every device's telemetry.
+const TelemetrySubscription = TopicRoot + "/dev/+/" + KindTelemetry
+
 // Topic returns the topic of the given kind for a device.
 func Topic(device, kind string) string {
 	return TopicRoot + "/dev/" + device + "/" + kind
