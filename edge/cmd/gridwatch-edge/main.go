@@ -23,6 +23,10 @@ import (
 	"github.com/gridwatch/gridwatch/edge/sim"
 )
 
+// commands holds further subcommands, each in its own file registering
+// itself in init.
+var commands = map[string]func(ctx context.Context, args []string) error{}
+
 const usage = `usage:
   gridwatch-edge run --config FILE [--log-level info]
   gridwatch-edge check-config FILE
@@ -50,6 +54,10 @@ func main() {
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:
+		if f, ok := commands[os.Args[1]]; ok {
+			err = f(ctx, os.Args[2:])
+			break
+		}
 		err = fmt.Errorf("unknown command %q\n%s", os.Args[1], usage)
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
