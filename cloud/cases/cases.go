@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/gridwatch/gridwatch/cloud/calendar"
 	"github.com/gridwatch/gridwatch/cloud/registry"
 	"github.com/gridwatch/gridwatch/cloud/store"
+	"github.com/gridwatch/gridwatch/cloud/taxonomy"
 	"github.com/gridwatch/gridwatch/edge/wire"
 )
 
@@ -26,12 +28,26 @@ const (
 // Sources of a case.
 const SourceCamera = "camera"
 
-// Engine applies reports to the store.
+// Engine applies reports to the store and runs the closed loop.
 type Engine struct {
 	Store    *store.Store
 	Registry *registry.Registry
 	Log      *slog.Logger
 	Now      func() time.Time
+	// Taxonomy gives categories their limits and owner rules (default: the built-in table).
+	Taxonomy *taxonomy.Taxonomy
+	// Calendar counts working hours (nil: natural hours for every category).
+	Calendar *calendar.Calendar
+	// AutoAccept, when set, verifies machine detections of these categories
+	// at or above the confidence without a human; each use is logged as
+	// actor "rule:auto-accept". Empty: every detection waits for a verifier.
+	AutoAccept []AutoAcceptRule
+}
+
+// AutoAcceptRule is an explicit, audited verification rule.
+type AutoAcceptRule struct {
+	Category      string  `json:"category"`
+	MinConfidence float64 `json:"min_confidence"`
 }
 
 // Outcome says what a report did.
@@ -112,8 +128,11 @@ func (e *Engine) newCoverCase(ctx context.Context, tx *store.Tx, r wire.Report, 
 	if d, ok := e.Registry.Department(fac.OwnerDept); ok {
 		c.OwnerDepartment, c.OwnerName = d.ID, d.Name
 	}
+	if cat, ok := e.tax().Part(fac.TypeCode); ok {
+		c.Urgent = cat.Urgent
+	}
 	if cell, ok := e.Registry.CellAt(fac.Lat, fac.Lon); ok {
-		c.GridCell, c.Street = cell.Code, cell.Street
+		c.GridCell, c.Street, c.AreaClass = cell.Code, cell.Street, cell.AreaClass
 		if st, ok := e.Registry.Street(cell.Street); ok {
 			c.StreetName, c.StreetOffice = st.Name, st.OfficeDept
 		}
@@ -123,11 +142,27 @@ func (e *Engine) newCoverCase(ctx context.Context, tx *store.Tx, r wire.Report, 
 	if err := tx.CreateCase(ctx, &c); err != nil {
 		return c, err
 	}
-	return c, tx.AddEvent(ctx, store.Event{
+	if err := tx.AddEvent(ctx, store.Event{
 		CaseID: c.ID, At: now, Actor: "device:" + r.Device, Action: "reported",
 		Note:     fmt.Sprintf("camera %s sees cover %s %s (confidence %.2f) at %s", r.Camera, r.FacilityID, r.State, r.Confidence, r.ObservedAt.Format(time.RFC3339)),
 		Evidence: snapshot(r),
-	})
+	}); err != nil {
+		return c, err
+	}
+	for _, rule := range e.AutoAccept {
+		if rule.Category == c.Category && r.Confidence >= rule.MinConfidence {
+			note, err := e.dispatch(ctx, tx, &c, now)
+			if err != nil {
+				return c, err
+			}
+			if err := tx.SaveCase(ctx, c); err != nil {
+				return c, err
+			}
+			return c, tx.AddEvent(ctx, store.Event{CaseID: c.ID, At: now, Actor: "rule:auto-accept", Action: "verified_dispatched",
+				Note: fmt.Sprintf("auto-accepted: category %s at confidence %.2f >= %.2f; %s", rule.Category, r.Confidence, rule.MinConfidence, note)})
+		}
+	}
+	return c, nil
 }
 
 func (e *Engine) updateCoverCase(ctx context.Context, tx *store.Tx, c *store.Case, r wire.Report, now time.Time) error {
@@ -138,6 +173,13 @@ func (e *Engine) updateCoverCase(ctx context.Context, tx *store.Tx, c *store.Cas
 		c.RestoredAt = r.ObservedAt
 		ev.Action = "camera_sees_restored"
 		ev.Note = fmt.Sprintf("camera %s sees cover %s present again (confidence %.2f)", r.Camera, r.FacilityID, r.Confidence)
+		if c.Status == StatusDispatched || c.Status == StatusFixed {
+			if err := e.cameraCheck(ctx, tx, c, r); err != nil {
+				return err
+			}
+			ev.Action = "camera_check_closed"
+			ev.Note += ": check passed, case closed"
+		}
 	} else {
 		ev.Action = "detection_" + string(r.Phase)
 		ev.Note = fmt.Sprintf("camera %s: cover %s %s (confidence %.2f)", r.Camera, r.FacilityID, r.State, r.Confidence)
@@ -153,6 +195,25 @@ func (e *Engine) updateCoverCase(ctx context.Context, tx *store.Tx, c *store.Cas
 		return err
 	}
 	return tx.AddEvent(ctx, ev)
+}
+
+// cameraCheck closes a dispatched or fixed case because its camera sees the
+// cover back: the owner's open fix task is done at the moment the camera saw it.
+func (e *Engine) cameraCheck(ctx context.Context, tx *store.Tx, c *store.Case, r wire.Report) error {
+	tasks, err := tx.Tasks(ctx, c.ID)
+	if err != nil {
+		return err
+	}
+	for _, k := range tasks {
+		if k.Role == RoleOwner && k.Status == TaskOpen {
+			k.Status, k.DoneAt = TaskDone, r.ObservedAt
+			k.Note = fmt.Sprintf("camera %s/%s sees the cover restored", r.Device, r.Camera)
+			if err := tx.SaveTask(ctx, k); err != nil {
+				return err
+			}
+		}
+	}
+	return e.close(ctx, tx, c, e.now())
 }
 
 func snapshot(r wire.Report) string {

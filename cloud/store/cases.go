@@ -37,6 +37,31 @@ type Case struct {
 	RestoredAt      time.Time `json:"restored_at,omitzero"`
 	CreatedAt       time.Time `json:"created_at"`
 	UpdatedAt       time.Time `json:"updated_at"`
+	AreaClass       string    `json:"area_class,omitempty"`
+	Urgent          bool      `json:"urgent"`
+	Deadline        time.Time `json:"deadline,omitzero"`
+	ClosedAt        time.Time `json:"closed_at,omitzero"`
+	// HoldFrom is the status a case on hold returns to.
+	HoldFrom string `json:"hold_from,omitempty"`
+	Reworks  int    `json:"reworks"`
+}
+
+// Task is one party's share of a dispatched case: the owner department's
+// fix, or the street office's interim action (warning signs).
+type Task struct {
+	ID         int64     `json:"id"`
+	CaseID     int64     `json:"case_id"`
+	Dept       string    `json:"dept"`
+	Role       string    `json:"role"`   // owner or street
+	Status     string    `json:"status"` // open, done, returned, cancelled
+	CreatedAt  time.Time `json:"created_at"`
+	Deadline   time.Time `json:"deadline"`
+	DoneAt     time.Time `json:"done_at,omitzero"`
+	Note       string    `json:"note,omitempty"`
+	Photo      string    `json:"photo,omitempty"`
+	ExtensionH float64   `json:"extension_hours,omitempty"`
+	ExtRequest string    `json:"extension_request,omitempty"`
+	Overdue    bool      `json:"overdue"`
 }
 
 // Event is one line of a case's append-only log.
@@ -117,11 +142,13 @@ func (t *Tx) OpenCase(ctx context.Context, incidentKey string) (Case, error) {
 func (t *Tx) CreateCase(ctx context.Context, c *Case) error {
 	res, err := t.tx.ExecContext(ctx, `INSERT INTO cases (incident_key, status, source, category, category_name,
 		facility_id, owner_department, owner_name, grid_cell, street, street_name, street_office, lat, lon,
-		device, camera, detection_state, confidence, evidence_sha256, restored_at, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		device, camera, detection_state, confidence, evidence_sha256, restored_at, created_at, updated_at,
+		area_class, urgent, deadline, closed_at, hold_from, reworks)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.IncidentKey, c.Status, c.Source, c.Category, c.CategoryName, c.FacilityID, c.OwnerDepartment,
 		c.OwnerName, c.GridCell, c.Street, c.StreetName, c.StreetOffice, c.Lat, c.Lon, c.Device, c.Camera,
-		c.DetectionState, c.Confidence, c.EvidenceSHA256, fmtTime(c.RestoredAt), fmtTime(c.CreatedAt), fmtTime(c.UpdatedAt))
+		c.DetectionState, c.Confidence, c.EvidenceSHA256, fmtTime(c.RestoredAt), fmtTime(c.CreatedAt), fmtTime(c.UpdatedAt),
+		c.AreaClass, c.Urgent, fmtTime(c.Deadline), fmtTime(c.ClosedAt), c.HoldFrom, c.Reworks)
 	if err != nil {
 		return fmt.Errorf("create case: %w", err)
 	}
@@ -132,8 +159,10 @@ func (t *Tx) CreateCase(ctx context.Context, c *Case) error {
 // SaveCase writes back the mutable fields of an existing case.
 func (t *Tx) SaveCase(ctx context.Context, c Case) error {
 	res, err := t.tx.ExecContext(ctx, `UPDATE cases SET status = ?, detection_state = ?, confidence = ?,
-		evidence_sha256 = ?, restored_at = ?, updated_at = ? WHERE id = ?`,
-		c.Status, c.DetectionState, c.Confidence, c.EvidenceSHA256, fmtTime(c.RestoredAt), fmtTime(c.UpdatedAt), c.ID)
+		evidence_sha256 = ?, restored_at = ?, updated_at = ?, owner_department = ?, owner_name = ?,
+		deadline = ?, closed_at = ?, hold_from = ?, reworks = ? WHERE id = ?`,
+		c.Status, c.DetectionState, c.Confidence, c.EvidenceSHA256, fmtTime(c.RestoredAt), fmtTime(c.UpdatedAt),
+		c.OwnerDepartment, c.OwnerName, fmtTime(c.Deadline), fmtTime(c.ClosedAt), c.HoldFrom, c.Reworks, c.ID)
 	if err != nil {
 		return fmt.Errorf("save case %d: %w", c.ID, err)
 	}
@@ -199,16 +228,18 @@ func (s *Store) Events(ctx context.Context, caseID int64) ([]Event, error) {
 
 const caseColumns = `id, incident_key, status, source, category, category_name, facility_id, owner_department,
 	owner_name, grid_cell, street, street_name, street_office, lat, lon, device, camera, detection_state,
-	confidence, evidence_sha256, restored_at, created_at, updated_at`
+	confidence, evidence_sha256, restored_at, created_at, updated_at, area_class, urgent, deadline, closed_at,
+	hold_from, reworks`
 
 type scanner interface{ Scan(...any) error }
 
 func scanCase(r scanner) (Case, error) {
 	var c Case
-	var restored, created, updated string
+	var restored, created, updated, deadline, closed string
 	err := r.Scan(&c.ID, &c.IncidentKey, &c.Status, &c.Source, &c.Category, &c.CategoryName, &c.FacilityID,
 		&c.OwnerDepartment, &c.OwnerName, &c.GridCell, &c.Street, &c.StreetName, &c.StreetOffice, &c.Lat, &c.Lon,
-		&c.Device, &c.Camera, &c.DetectionState, &c.Confidence, &c.EvidenceSHA256, &restored, &created, &updated)
+		&c.Device, &c.Camera, &c.DetectionState, &c.Confidence, &c.EvidenceSHA256, &restored, &created, &updated,
+		&c.AreaClass, &c.Urgent, &deadline, &closed, &c.HoldFrom, &c.Reworks)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Case{}, ErrNotFound
 	}
@@ -216,6 +247,7 @@ func scanCase(r scanner) (Case, error) {
 		return Case{}, err
 	}
 	c.RestoredAt, c.CreatedAt, c.UpdatedAt = parseTime(restored), parseTime(created), parseTime(updated)
+	c.Deadline, c.ClosedAt = parseTime(deadline), parseTime(closed)
 	return c, nil
 }
 

@@ -117,6 +117,31 @@ var migrations = []string{
 	// or below it has arrived), for gap detection across restarts.
 	`ALTER TABLE devices ADD COLUMN telemetry TEXT NOT NULL DEFAULT '';
 	ALTER TABLE devices ADD COLUMN seq_hw INTEGER NOT NULL DEFAULT 0;`,
+	// 3: the closed loop: time limits on cases, and one task per party a
+	// case is dispatched to.
+	`ALTER TABLE cases ADD COLUMN area_class TEXT NOT NULL DEFAULT '';
+	ALTER TABLE cases ADD COLUMN urgent INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE cases ADD COLUMN deadline TEXT NOT NULL DEFAULT '';
+	ALTER TABLE cases ADD COLUMN closed_at TEXT NOT NULL DEFAULT '';
+	ALTER TABLE cases ADD COLUMN hold_from TEXT NOT NULL DEFAULT '';
+	ALTER TABLE cases ADD COLUMN reworks INTEGER NOT NULL DEFAULT 0;
+	CREATE TABLE tasks (
+		id          INTEGER PRIMARY KEY AUTOINCREMENT,
+		case_id     INTEGER NOT NULL REFERENCES cases(id),
+		dept        TEXT NOT NULL,
+		role        TEXT NOT NULL,
+		status      TEXT NOT NULL,
+		created_at  TEXT NOT NULL,
+		deadline    TEXT NOT NULL,
+		done_at     TEXT NOT NULL DEFAULT '',
+		note        TEXT NOT NULL DEFAULT '',
+		photo       TEXT NOT NULL DEFAULT '',
+		extension_h REAL NOT NULL DEFAULT 0,
+		ext_request TEXT NOT NULL DEFAULT '',
+		overdue     INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE INDEX tasks_case ON tasks (case_id);
+	CREATE INDEX tasks_dept ON tasks (dept, status);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

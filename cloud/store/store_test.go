@@ -223,11 +223,13 @@ func TestCaseRoundTrip(t *testing.T) {
 		t.Errorf("Case(%d) =\n%+v\nwant\n%+v", want.ID, got, want)
 	}
 
-	// SaveCase writes the mutable fields only.
+	// SaveCase writes the mutable fields only (the owner is mutable: a
+	// returned case is re-dispatched to another department).
 	want.Status, want.DetectionState, want.Confidence = "closed", "present", 0.97
 	want.RestoredAt, want.UpdatedAt = t0.Add(time.Hour), t0.Add(time.Hour+time.Second)
+	want.OwnerDepartment, want.ClosedAt, want.Reworks = "dept-water", t0.Add(time.Hour), 1
 	changed := want
-	changed.FacilityID, changed.OwnerDepartment = "9999999999999999", "someone-else"
+	changed.FacilityID, changed.Category = "9999999999999999", "0000"
 	if err := s.Update(ctx, func(tx *store.Tx) error { return tx.SaveCase(ctx, changed) }); err != nil {
 		t.Fatal(err)
 	}

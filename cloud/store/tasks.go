@@ -1,0 +1,144 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Case reads a case inside a transaction.
+func (t *Tx) Case(ctx context.Context, id int64) (Case, error) {
+	return scanCase(t.tx.QueryRowContext(ctx, `SELECT `+caseColumns+` FROM cases WHERE id = ?`, id))
+}
+
+// CreateTask inserts k and sets k.ID.
+func (t *Tx) CreateTask(ctx context.Context, k *Task) error {
+	res, err := t.tx.ExecContext(ctx, `INSERT INTO tasks (case_id, dept, role, status, created_at, deadline,
+		done_at, note, photo, extension_h, ext_request, overdue) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.CaseID, k.Dept, k.Role, k.Status, fmtTime(k.CreatedAt), fmtTime(k.Deadline), fmtTime(k.DoneAt),
+		k.Note, k.Photo, k.ExtensionH, k.ExtRequest, k.Overdue)
+	if err != nil {
+		return fmt.Errorf("create task for case %d: %w", k.CaseID, err)
+	}
+	k.ID, err = res.LastInsertId()
+	return err
+}
+
+// SaveTask writes back a task's mutable fields.
+func (t *Tx) SaveTask(ctx context.Context, k Task) error {
+	res, err := t.tx.ExecContext(ctx, `UPDATE tasks SET status = ?, deadline = ?, done_at = ?, note = ?, photo = ?,
+		extension_h = ?, ext_request = ?, overdue = ? WHERE id = ?`,
+		k.Status, fmtTime(k.Deadline), fmtTime(k.DoneAt), k.Note, k.Photo, k.ExtensionH, k.ExtRequest, k.Overdue, k.ID)
+	if err != nil {
+		return fmt.Errorf("save task %d: %w", k.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("save task %d: %w", k.ID, ErrNotFound)
+	}
+	return nil
+}
+
+// Task reads one task inside a transaction.
+func (t *Tx) Task(ctx context.Context, id int64) (Task, error) {
+	return scanTask(t.tx.QueryRowContext(ctx, `SELECT `+taskColumns+` FROM tasks WHERE id = ?`, id))
+}
+
+// Tasks lists a case's tasks inside a transaction.
+func (t *Tx) Tasks(ctx context.Context, caseID int64) ([]Task, error) {
+	return queryTasks(ctx, t.tx, `SELECT `+taskColumns+` FROM tasks WHERE case_id = ? ORDER BY id`, caseID)
+}
+
+// CaseTasks lists a case's tasks.
+func (s *Store) CaseTasks(ctx context.Context, caseID int64) ([]Task, error) {
+	return queryTasks(ctx, s.db, `SELECT `+taskColumns+` FROM tasks WHERE case_id = ? ORDER BY id`, caseID)
+}
+
+// TaskFilter selects tasks; empty fields match everything.
+type TaskFilter struct {
+	Dept   string
+	Status string
+	Limit  int
+}
+
+// Tasks lists tasks, newest first.
+func (s *Store) Tasks(ctx context.Context, f TaskFilter) ([]Task, error) {
+	if f.Limit <= 0 {
+		f.Limit = 500
+	}
+	return queryTasks(ctx, s.db, `SELECT `+taskColumns+` FROM tasks
+		WHERE (? = '' OR dept = ?) AND (? = '' OR status = ?) ORDER BY id DESC LIMIT ?`,
+		f.Dept, f.Dept, f.Status, f.Status, f.Limit)
+}
+
+// OpenTasksDueBefore lists open tasks whose deadline is before t and that
+// are not yet marked overdue.
+func (s *Store) OpenTasksDueBefore(ctx context.Context, t time.Time) ([]Task, error) {
+	return queryTasks(ctx, s.db, `SELECT `+taskColumns+` FROM tasks
+		WHERE status = 'open' AND overdue = 0 AND deadline < ? ORDER BY deadline`, fmtTime(t))
+}
+
+// CasesCreatedBetween lists the cases created in [from, to), for scoring.
+func (s *Store) CasesCreatedBetween(ctx context.Context, from, to time.Time) ([]Case, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+caseColumns+` FROM cases
+		WHERE created_at >= ? AND created_at < ? ORDER BY id`, fmtTime(from), fmtTime(to))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Case
+	for rows.Next() {
+		c, err := scanCase(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// TasksCreatedBetween lists the tasks created in [from, to), for scoring.
+func (s *Store) TasksCreatedBetween(ctx context.Context, from, to time.Time) ([]Task, error) {
+	return queryTasks(ctx, s.db, `SELECT `+taskColumns+` FROM tasks
+		WHERE created_at >= ? AND created_at < ? ORDER BY id`, fmtTime(from), fmtTime(to))
+}
+
+const taskColumns = `id, case_id, dept, role, status, created_at, deadline, done_at, note, photo,
+	extension_h, ext_request, overdue`
+
+type querier interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
+func queryTasks(ctx context.Context, db querier, q string, args ...any) ([]Task, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Task
+	for rows.Next() {
+		k, err := scanTask(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+func scanTask(r scanner) (Task, error) {
+	var k Task
+	var created, deadline, done string
+	err := r.Scan(&k.ID, &k.CaseID, &k.Dept, &k.Role, &k.Status, &created, &deadline, &done, &k.Note, &k.Photo,
+		&k.ExtensionH, &k.ExtRequest, &k.Overdue)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Task{}, ErrNotFound
+	}
+	if err != nil {
+		return Task{}, err
+	}
+	k.CreatedAt, k.Deadline, k.DoneAt = parseTime(created), parseTime(deadline), parseTime(done)
+	return k, nil
+}
