@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -141,4 +142,26 @@ func scanTask(r scanner) (Task, error) {
 	}
 	k.CreatedAt, k.Deadline, k.DoneAt = parseTime(created), parseTime(deadline), parseTime(done)
 	return k, nil
+}
+
+// OpenCasesNear lists open cases within about `meters` of a point (a
+// bounding-box query; the caller measures exact distances).
+func (t *Tx) OpenCasesNear(ctx context.Context, lat, lon, meters float64) ([]Case, error) {
+	dLat := meters / 111320
+	dLon := dLat / math.Max(0.01, math.Cos(lat*math.Pi/180))
+	rows, err := t.tx.QueryContext(ctx, `SELECT `+caseColumns+` FROM cases WHERE status NOT IN `+closedStatuses+`
+		AND lat BETWEEN ? AND ? AND lon BETWEEN ? AND ? ORDER BY id`, lat-dLat, lat+dLat, lon-dLon, lon+dLon)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Case
+	for rows.Next() {
+		c, err := scanCase(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
 }

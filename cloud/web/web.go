@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
 	"html/template"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/gridwatch/gridwatch/cloud/cases"
 	"github.com/gridwatch/gridwatch/cloud/evidence"
 	"github.com/gridwatch/gridwatch/cloud/store"
 )
@@ -24,6 +26,9 @@ import (
 type Server struct {
 	Store    *store.Store
 	Evidence *evidence.Store
+	Engine   *cases.Engine
+	Users    *Users
+	Weights  cases.Weights // scoring weights (zero: cases.DefaultWeights)
 	Log      *slog.Logger
 
 	app *fiber.App
@@ -85,6 +90,14 @@ func (s *Server) Handler() *fiber.App {
 	api.Get("/evidence/:sha", s.getEvidence)
 	api.Put("/evidence/:sha", s.putEvidence)
 	api.Get("/devices", s.listDevices)
+	api.Get("/tasks", s.listTasks)
+	api.Get("/scores", s.scores)
+	api.Get("/taxonomy", func(c *fiber.Ctx) error { return c.JSON(s.Engine.Taxonomy) })
+	api.Get("/openapi.json", func(c *fiber.Ctx) error {
+		c.Type("json")
+		return c.Send(openapi)
+	})
+	s.workflowRoutes(api)
 	app.Get("/", s.casesPage)
 	s.app = app
 	return app
@@ -135,10 +148,18 @@ func (s *Server) getCase(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	ks, err := s.Store.CaseTasks(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	if ks == nil {
+		ks = []store.Task{}
+	}
 	return c.JSON(struct {
 		CaseView
+		Tasks  []store.Task  `json:"tasks"`
 		Events []store.Event `json:"events"`
-	}{view(cs), evs})
+	}{view(cs), ks, evs})
 }
 
 func (s *Server) getEvidence(c *fiber.Ctx) error {
@@ -206,3 +227,19 @@ func (s *Server) casesPage(c *fiber.Ctx) error {
 	c.Type("html", "utf-8")
 	return c.Send(buf.Bytes())
 }
+
+// strictJSON decodes one JSON object, refusing unknown fields.
+func strictJSON(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data after the JSON object")
+	}
+	return nil
+}
+
+//go:embed openapi.json
+var openapi []byte

@@ -13,15 +13,18 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gridwatch/gridwatch/cloud/broker"
+	"github.com/gridwatch/gridwatch/cloud/calendar"
 	"github.com/gridwatch/gridwatch/cloud/cases"
 	"github.com/gridwatch/gridwatch/cloud/evidence"
 	"github.com/gridwatch/gridwatch/cloud/ingest"
 	"github.com/gridwatch/gridwatch/cloud/registry"
 	"github.com/gridwatch/gridwatch/cloud/store"
+	"github.com/gridwatch/gridwatch/cloud/taxonomy"
 	"github.com/gridwatch/gridwatch/cloud/web"
 )
 
@@ -67,6 +70,9 @@ func serve(ctx context.Context, args []string) error {
 	brokerURL := fs.String("broker", "", "external MQTT broker URL (e.g. tcp://127.0.0.1:1883); empty runs the embedded broker")
 	dataDir := fs.String("data", "_demo/cloud", "data directory (SQLite database, evidence files)")
 	regDir := fs.String("registry", "", "registry directory to import (departments.csv, streets.csv, grid.geojson, facilities.csv); empty uses the built-in demo district")
+	tokens := fs.String("tokens", "", "API tokens file (YAML: users with token, name, role, dept); empty uses the demo tokens")
+	taxFile := fs.String("taxonomy", "", "case categories file; empty uses the built-in table")
+	calFile := fs.String("calendar", "", "working-time calendar file; empty uses the built-in Beijing calendar")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Parse(args)
 	var lv slog.Level
@@ -107,16 +113,55 @@ func serve(ctx context.Context, args []string) error {
 		url = b.URL()
 		log.Info("embedded MQTT broker listening", "addr", b.Addr())
 	}
-	engine := &cases.Engine{Store: db, Registry: reg, Log: log.With("component", "cases")}
+	users := web.DemoUsers()
+	if *tokens != "" {
+		if users, err = web.LoadUsers(*tokens); err != nil {
+			return err
+		}
+	} else {
+		log.Warn("using the demo API tokens (demo-verifier, demo-power, ...): pass --tokens in production")
+	}
+	tax := taxonomy.Default()
+	if *taxFile != "" {
+		if tax, err = taxonomy.Load(*taxFile); err != nil {
+			return err
+		}
+	}
+	cal := calendar.Default()
+	if *calFile != "" {
+		if cal, err = calendar.Load(*calFile); err != nil {
+			return err
+		}
+	}
+	engine := &cases.Engine{Store: db, Registry: reg, Log: log.With("component", "cases"), Taxonomy: tax, Calendar: cal}
 	in := &ingest.Ingest{BrokerURL: url, ClientID: "gridwatch-cloud", Applier: engine, Sink: db,
 		Log: log.With("component", "ingest")}
-	srv := &web.Server{Store: db, Evidence: ev, Log: log.With("component", "web")}
+	srv := &web.Server{Store: db, Evidence: ev, Engine: engine, Users: users, Log: log.With("component", "web")}
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return in.Run(ctx) })
+	g.Go(func() error { return overdueLoop(ctx, engine, log.With("component", "deadlines")) })
 	g.Go(func() error {
 		log.Info("operations center listening", "url", "http://"+*httpAddr)
 		return srv.Listen(ctx, *httpAddr)
 	})
 	return g.Wait()
+}
+
+// overdueLoop flags tasks past their deadline once a minute.
+func overdueLoop(ctx context.Context, e *cases.Engine, log *slog.Logger) error {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		if n, err := e.MarkOverdue(ctx); err != nil && ctx.Err() == nil {
+			log.Error("overdue check failed", "err", err)
+		} else if n > 0 {
+			log.Warn("tasks overdue, escalated", "tasks", n)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
