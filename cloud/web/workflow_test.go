@@ -66,8 +66,8 @@ func TestWorkflowOverHTTP(t *testing.T) {
 	p := func(f string) string { return "/api/v1/cases/" + itoa(id) + f }
 	steps := []struct {
 		name, method, path, token, body string
-		code                             int
-		status                           string
+		code                            int
+		status                          string
 	}{
 		{"no token", "POST", p("/verify"), "", `{"accept":true}`, 401, ""},
 		{"unknown token", "POST", p("/verify"), "nope-nope-nope", `{"accept":true}`, 401, ""},
