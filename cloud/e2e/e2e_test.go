@@ -3,7 +3,9 @@
 // Mosquitto started by the test carries the reports, and the gridwatch-edge
 // and gridwatch-cloud binaries do the rest. It asserts what an operator
 // relies on: the missing cover becomes one case with the right owner and
-// grid cell, its evidence is served, and the camera later sees it restored.
+// grid cell, its evidence is served, a verifier accepts it, it is dispatched
+// to the owner and the street office, the camera sees the cover back and the
+// case closes, and the owner's on-time score moves.
 package e2e
 
 import (
@@ -250,18 +252,84 @@ func TestMissingCoverBecomesCase(t *testing.T) {
 		t.Fatalf("evidence %s: content type %q, want image/jpeg", c.EvidenceURL, ctype)
 	}
 
+	// A verifier accepts it: it goes at once to the power company and the
+	// street office; the street office puts up warning signs.
+	if got := post(t, base+fmt.Sprintf("/api/v1/cases/%d/verify", c.ID), "demo-verifier", `{"accept":true,"reason":"hole visible"}`); got["status"] != "dispatched" {
+		t.Fatalf("verify: %v", got)
+	}
+	var detail struct {
+		Tasks []struct {
+			ID   int64  `json:"id"`
+			Dept string `json:"dept"`
+			Role string `json:"role"`
+		} `json:"tasks"`
+	}
+	getJSON(t, base+fmt.Sprintf("/api/v1/cases/%d", c.ID), &detail)
+	depts := map[string]int64{}
+	for _, k := range detail.Tasks {
+		depts[k.Dept] = k.ID
+	}
+	if len(depts) != 2 || depts["dept-power"] == 0 || depts[sanlitunDept] == 0 {
+		t.Fatalf("tasks %+v, want one for dept-power and one for %s", detail.Tasks, sanlitunDept)
+	}
+	post(t, base+fmt.Sprintf("/api/v1/tasks/%d/interim", depts[sanlitunDept]), "demo-sanlitun", `{"note":"warning signs up"}`)
+
 	// The owner replaces the cover at ~40 s: the camera itself sees it back,
-	// on the same case, and no other cover ever became a case.
+	// the case closes on the same case, and no other cover ever became a case.
 	deadline = time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		cs := cases(t, base)
 		if len(cs) != 1 {
 			t.Fatalf("%d cases, want exactly 1: %+v", len(cs), cs)
 		}
-		if !cs[0].RestoredAt.IsZero() {
+		if cs[0].Status == "closed" {
+			if cs[0].RestoredAt.IsZero() {
+				t.Fatal("closed without the camera seeing the cover back")
+			}
+			// The owner's on-time score moves.
+			var sc struct {
+				Scores []struct {
+					Party  string `json:"party"`
+					OnTime int    `json:"on_time"`
+				} `json:"scores"`
+			}
+			getJSON(t, base+"/api/v1/scores?kind=department", &sc)
+			if len(sc.Scores) != 1 || sc.Scores[0].Party != "dept-power" || sc.Scores[0].OnTime != 1 {
+				t.Fatalf("scores after closing: %+v", sc)
+			}
 			return
 		}
 		time.Sleep(time.Second)
 	}
-	t.Fatal("the camera never reported the cover back")
+	t.Fatal("the camera never closed the case")
+}
+
+func post(t *testing.T, url, token, body string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	json.NewDecoder(resp.Body).Decode(&m)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST %s: %s %v", url, resp.Status, m)
+	}
+	return m
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
 }
