@@ -130,6 +130,10 @@ type Report struct {
 	Lat        float64    `json:"lat,omitempty"`
 	Lon        float64    `json:"lon,omitempty"`
 	Evidence   []Evidence `json:"evidence,omitempty"`
+	// Sensor is the sensor alarm behind the report, when there is one: a
+	// cover report checked by the camera because a tilt sensor alarmed
+	// carries both kinds of evidence.
+	Sensor *SensorReading `json:"sensor,omitempty"`
 }
 
 // Status is the retained online/offline message; the box's last will is the
@@ -186,8 +190,17 @@ func (r *Report) Validate() error {
 		if r.Zone == "" {
 			return errors.New("zone: required for occupation reports")
 		}
+	case ReportSensor:
+		if r.Sensor == nil {
+			return errors.New("sensor: required for sensor reports")
+		}
 	default:
-		return fmt.Errorf("kind: %q is not cover or occupation", r.Kind)
+		return fmt.Errorf("kind: %q is not cover, occupation or sensor", r.Kind)
+	}
+	if r.Sensor != nil {
+		if err := r.Sensor.Validate(); err != nil {
+			return fmt.Errorf("sensor.%w", err)
+		}
 	}
 	for i, e := range r.Evidence {
 		if !ValidSHA256(e.SHA256) {

@@ -146,3 +146,38 @@ func TestGoldenTelemetryAndCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestSensorReadings(t *testing.T) {
+	good, err := os.ReadFile("testdata/sensor-tilt.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := DecodeSensorReading("sensors/tilt-0007/reading", good)
+	if err != nil || !s.Alarm || s.FacilityID != "1101050105000123" {
+		t.Fatalf("%+v, %v", s, err)
+	}
+	tests := []struct{ topic, body, msg string }{
+		{"sensors/tilt-0008/reading", string(good), "published on"},
+		{"sensors/tilt-0007", string(good), "want sensors/"},
+		{"sensors/a/b/reading", string(good), "want sensors/"},
+		{"sensors/g1/reading", `{"v":1,"sensor":"g1","kind":"smoke","at":"2026-11-27T12:00:00Z","value":1,"unit":"%"}`, "kind"},
+		{"sensors/t1/reading", `{"v":1,"sensor":"t1","kind":"cover_tilt","at":"2026-11-27T12:00:00Z","value":1,"unit":"deg"}`, "must name its cover"},
+		{"sensors/w1/reading", `{"v":1,"sensor":"w1","kind":"water_level","at":"2026-11-27T12:00:00Z","value":1,"unit":"cm","battery":7}`, "battery"},
+	}
+	for _, tt := range tests {
+		if _, err := DecodeSensorReading(tt.topic, []byte(tt.body)); err == nil || !strings.Contains(err.Error(), tt.msg) {
+			t.Errorf("%s %s: got %v, want error containing %q", tt.topic, tt.body, err, tt.msg)
+		}
+	}
+}
+
+func FuzzDecodeSensorReading(f *testing.F) {
+	good, _ := os.ReadFile("testdata/sensor-tilt.json")
+	f.Add("sensors/tilt-0007/reading", good)
+	f.Fuzz(func(t *testing.T, topic string, b []byte) {
+		s, err := DecodeSensorReading(topic, b)
+		if err == nil && s.Validate() != nil {
+			t.Fatal("accepted an invalid reading")
+		}
+	})
+}
