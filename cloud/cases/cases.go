@@ -66,7 +66,8 @@ func (e *Engine) Apply(ctx context.Context, r wire.Report, raw []byte) (Outcome,
 	now := e.now()
 	var out Outcome
 	var fac registry.Facility
-	if r.Kind == wire.ReportCover {
+	coverish := r.Kind == wire.ReportCover || r.Kind == wire.ReportSensor && r.FacilityID != ""
+	if coverish {
 		var ok bool
 		if fac, ok = e.Registry.Facility(r.FacilityID); !ok {
 			return out, fmt.Errorf("facility_id %s: %w", r.FacilityID, ErrUnknownFacility)
@@ -85,8 +86,8 @@ func (e *Engine) Apply(ctx context.Context, r wire.Report, raw []byte) (Outcome,
 			out.Duplicate = true
 			return nil
 		}
-		if r.Kind != wire.ReportCover {
-			return nil // occupation episodes join cases in the vision work
+		if !coverish {
+			return nil // occupation episodes and sensor alarms without a facility are kept, not filed
 		}
 		key := "cover:" + r.FacilityID
 		c, err := tx.OpenCase(ctx, key)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gridwatch/gridwatch/cloud/cases"
 	"github.com/gridwatch/gridwatch/cloud/store"
+	"github.com/gridwatch/gridwatch/edge/wire"
 )
 
 var (
@@ -260,4 +261,20 @@ func TestBranches(t *testing.T) {
 			t.Fatalf("low-confidence detection auto-accepted: %s", c.Status)
 		}
 	})
+}
+
+func TestSensorAlarmOpensCoverCase(t *testing.T) {
+	e := newEngine(t)
+	r, raw := golden(t, "report-cover-new.json")
+	r.Kind, r.State, r.Evidence = "sensor", "displaced", nil
+	r.Sensor = &wire.SensorReading{V: 1, Sensor: "tilt-0007", Kind: wire.SensorCoverTilt, FacilityID: r.FacilityID,
+		At: r.ObservedAt, Value: 31, Unit: "deg", Alarm: true}
+	if err := r.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	out := apply(t, e, r, raw)
+	c, err := e.Store.Case(context.Background(), out.CaseID)
+	if !out.Created || err != nil || c.DetectionState != "displaced" || c.OwnerDepartment != "dept-power" {
+		t.Fatalf("sensor alarm: %+v %+v %v", out, c, err)
+	}
 }

@@ -194,6 +194,9 @@ func (r *Report) Validate() error {
 		if r.Sensor == nil {
 			return errors.New("sensor: required for sensor reports")
 		}
+		if r.FacilityID != "" && r.FacilityID != r.Sensor.FacilityID {
+			return fmt.Errorf("facility_id: %s differs from the sensor's %s", r.FacilityID, r.Sensor.FacilityID)
+		}
 	default:
 		return fmt.Errorf("kind: %q is not cover, occupation or sensor", r.Kind)
 	}
