@@ -199,6 +199,7 @@ func TestMissingCoverBecomesCase(t *testing.T) {
 		"http://127.0.0.1:8080", base,
 		"rtsp://127.0.0.1:8554/cam1", rtspURL+"/cam1",
 		"data_dir: _demo/edge", "data_dir: "+filepath.Join(dir, "edge"),
+		"cover_model: ../models/", "cover_model: "+filepath.Join(root, "models")+"/",
 	).Replace(string(cfg))
 	cfgPath := filepath.Join(dir, "box.yaml")
 	os.WriteFile(cfgPath, []byte(s), 0o644)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gridwatch/gridwatch/edge/config"
 	"github.com/gridwatch/gridwatch/edge/cover"
+	"github.com/gridwatch/gridwatch/edge/coverclass"
 	"github.com/gridwatch/gridwatch/edge/decode"
 	"github.com/gridwatch/gridwatch/edge/outbox"
 	"github.com/gridwatch/gridwatch/edge/rtsp"
@@ -39,9 +40,18 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	var classify cover.Classifier
+	if cfg.CoverModel != "" {
+		c, err := coverclass.Load(cfg.CoverModel)
+		if err != nil {
+			return fmt.Errorf("cover_model: %w", err)
+		}
+		classify = cover.FromCoverclass(c)
+		log.Info("cover-state classifier loaded", "manifest", cfg.CoverModel)
+	}
 	cams := make(map[string]*camera, len(cfg.Cameras))
 	for _, cam := range cfg.Cameras {
-		cams[cam.ID] = &camera{cfg: cam, device: cfg.Device, outbox: ob, evidence: ev,
+		cams[cam.ID] = &camera{cfg: cam, device: cfg.Device, outbox: ob, evidence: ev, classify: classify,
 			log: log.With("component", "camera", "camera", cam.ID), enrol: map[string]bool{}}
 	}
 	onCommand := func(cmd wire.Command) {
@@ -103,6 +113,7 @@ type camera struct {
 	device   string
 	outbox   *outbox.Outbox
 	evidence *uplink.Evidence
+	classify cover.Classifier
 	log      *slog.Logger
 	stream   atomic.Pointer[rtsp.Stream]
 
@@ -130,7 +141,7 @@ func (c *camera) run(ctx context.Context) error {
 		r := cv.Region
 		specs[i] = cover.Spec{FacilityID: cv.FacilityID, Region: image.Rect(r.X, r.Y, r.X+r.W, r.Y+r.H)}
 	}
-	mon := cover.New(c.cfg.ID, c.cfg.CoverCheck.Confirm, specs)
+	mon := cover.New(c.cfg.ID, c.cfg.CoverCheck.Confirm, specs).WithClassifier(c.classify)
 	defer mon.Close()
 	for _, cv := range c.cfg.Covers {
 		if cv.Reference == "" {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"time"
 
@@ -27,7 +28,10 @@ type Config struct {
 	Broker      Broker        `yaml:"broker"`
 	Cloud       Cloud         `yaml:"cloud"`
 	StatusEvery time.Duration `yaml:"status_every"`
-	Cameras     []Camera      `yaml:"cameras"`
+	// CoverModel is the manifest of the cover-state classifier (relative
+	// paths are relative to the config file); empty runs without it.
+	CoverModel string   `yaml:"cover_model"`
+	Cameras    []Camera `yaml:"cameras"`
 }
 
 // Broker is the uplink MQTT broker.
@@ -90,6 +94,14 @@ func Load(path string) (*Config, error) {
 	c, err := Parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if c.CoverModel != "" && !filepath.IsAbs(c.CoverModel) {
+		c.CoverModel = filepath.Join(filepath.Dir(path), c.CoverModel)
+	}
+	if c.CoverModel != "" {
+		if _, err := os.Stat(c.CoverModel); err != nil {
+			return nil, fmt.Errorf("%s: cover_model: %w", path, err)
+		}
 	}
 	return c, nil
 }

@@ -1,8 +1,10 @@
 // Package cover watches registered manhole covers in a fixed camera's
 // keyframes. Each cover is checked on every keyframe handed to it (on a
 // timer, not only when something moves, because a missing cover does not
-// move), compared with its enrolled reference look, and a change of state is
-// reported only after Confirm consecutive checks agree.
+// move) against two witnesses: its enrolled reference look, and a
+// single-crop classifier that knows what an open shaft looks like, so a
+// cover first seen already open is caught and never enrolled as "normal".
+// A change of state is reported only after Confirm consecutive checks agree.
 package cover
 
 import (
@@ -28,6 +30,7 @@ type Observation struct {
 	Confidence float64 // 0-1
 	NCC        float64 // correlation with the reference look
 	Dark       float64 // share of the region much darker than the reference
+	Open       float64 // the classifier's probability of an open shaft (-1: no classifier)
 }
 
 // Change is a confirmed change of a cover's state, the start or end of an
@@ -42,11 +45,22 @@ type Change struct {
 	At         time.Time
 }
 
+// Classifier gives the probability that the cover in box of a BGR frame is
+// open or missing (edge/coverclass behind an adapter).
+type Classifier func(frame gocv.Mat, box image.Rectangle) (float64, error)
+
 // Monitor checks the covers of one camera.
 type Monitor struct {
-	camera  string
-	confirm int
-	covers  []*watched
+	camera   string
+	confirm  int
+	covers   []*watched
+	classify Classifier
+}
+
+// WithClassifier adds the single-crop classifier as a second witness.
+func (m *Monitor) WithClassifier(c Classifier) *Monitor {
+	m.classify = c
+	return m
 }
 
 type watched struct {
@@ -115,6 +129,31 @@ func (m *Monitor) enrol(frame gocv.Mat, all bool) error {
 	return nil
 }
 
+// enrolIfClosed enrols covers without a reference whose crop the classifier
+// calls closed; a cover that looks open is left unenrolled (and reported).
+func (m *Monitor) enrolIfClosed(frame gocv.Mat) error {
+	for _, w := range m.covers {
+		if w.enrolled {
+			continue
+		}
+		if m.classify != nil {
+			p, err := m.classify(frame, w.Region)
+			if err != nil {
+				return fmt.Errorf("classify %s: %w", w.FacilityID, err)
+			}
+			if p >= closedBelow {
+				continue
+			}
+		}
+		crop, err := normCrop(frame, w.Region)
+		if err != nil {
+			return fmt.Errorf("enrol %s: %w", w.FacilityID, err)
+		}
+		w.setRef(crop, true)
+	}
+	return nil
+}
+
 // Last returns the most recent observation of every cover, by facility id.
 func (m *Monitor) Last() map[string]Observation {
 	out := make(map[string]Observation, len(m.covers))
@@ -136,12 +175,12 @@ func (m *Monitor) States() map[string]string {
 // Check observes every cover in a BGR keyframe taken at `at` and returns the
 // confirmed changes.
 func (m *Monitor) Check(frame gocv.Mat, at time.Time) ([]Change, error) {
-	if err := m.enrol(frame, false); err != nil {
+	if err := m.enrolIfClosed(frame); err != nil {
 		return nil, err
 	}
 	var changes []Change
 	for _, w := range m.covers {
-		obs, err := observe(frame, w)
+		obs, err := m.observe(frame, w)
 		if err != nil {
 			return changes, fmt.Errorf("check %s: %w", w.FacilityID, err)
 		}
@@ -192,9 +231,29 @@ const (
 	missingDark = 0.45 // share of dark pixels above which the shaft is open
 	darkRatio   = 0.45 // "dark": below this share of the reference's mean brightness
 	tooDark     = 18.0 // mean grey below which nothing can be said
+	openAbove   = 0.8  // classifier probability that alone says "open"
+	closedBelow = 0.45 // classifier probability below which a lid is taken as closed
 )
 
-func observe(frame gocv.Mat, w *watched) (Observation, error) {
+func (m *Monitor) observe(frame gocv.Mat, w *watched) (Observation, error) {
+	p := -1.0
+	if m.classify != nil {
+		var err error
+		if p, err = m.classify(frame, w.Region); err != nil {
+			return Observation{}, err
+		}
+	}
+	if !w.enrolled {
+		// First seen open: only the classifier can speak until the cover
+		// is seen closed (then it is enrolled).
+		switch {
+		case p >= 0.5:
+			return Observation{State: wire.CoverMissing, Confidence: p, Open: p}, nil
+		case p >= 0 && p < closedBelow:
+			return Observation{State: wire.CoverPresent, Confidence: 1 - p, Open: p}, nil
+		}
+		return Observation{State: wire.CoverUnknown, Confidence: 0.5, Open: p}, nil
+	}
 	crop, err := normCrop(frame, w.Region)
 	if err != nil {
 		return Observation{}, err
@@ -214,12 +273,19 @@ func observe(frame gocv.Mat, w *watched) (Observation, error) {
 	gocv.Threshold(crop, &dark, float32(w.refMean*darkRatio), 255, gocv.ThresholdBinaryInv)
 	darkShare := float64(gocv.CountNonZero(dark)) / float64(size.X*size.Y)
 	mean := crop.Mean().Val1
-	o := Observation{NCC: ncc, Dark: darkShare}
+	o := Observation{NCC: ncc, Dark: darkShare, Open: p}
 	switch {
 	case ncc >= presentNCC:
 		o.State, o.Confidence = wire.CoverPresent, clamp01(0.5+ncc/2)
-	case darkShare >= missingDark:
+	case darkShare >= missingDark && (p < 0 || p >= closedBelow):
+		// Dark where the lid was, and the classifier (if any) does not
+		// see a closed lid: an open shaft.
 		o.State, o.Confidence = wire.CoverMissing, clamp01(0.5+darkShare/2)
+		if p >= 0 {
+			o.Confidence = (o.Confidence + p) / 2
+		}
+	case p >= openAbove:
+		o.State, o.Confidence = wire.CoverMissing, p
 	case mean < tooDark && w.refMean >= tooDark:
 		o.State, o.Confidence = wire.CoverUnknown, 0.5
 	default:
