@@ -6,7 +6,9 @@
 // Two modes share one Decoder: DecodeKeyframe decodes a self-contained IDR
 // access unit (SPS and PPS in front) and leaves the decoder ready for the
 // next keyframe alone, which is all the cover detector needs; Decode feeds a
-// continuous stream for detectors that need every frame.
+// continuous stream for detectors that need every frame. A Sampler (rate.go)
+// drives a Decoder in the reduced-rate mode: every picture decoded, only the
+// ones due at its rate converted, downscaled.
 package decode
 
 /*
@@ -27,7 +29,7 @@ typedef struct {
 	AVPacket *pkt;
 	AVFrame *frm;
 	struct SwsContext *sws;
-	int sws_w, sws_h, sws_fmt, sws_cs, sws_range;
+	int sws_w, sws_h, sws_fmt, sws_cs, sws_range, sws_dw, sws_dh;
 	uint8_t *buf;      // padded copy of the input packet
 	size_t buf_cap;
 } gw_dec;
@@ -62,9 +64,26 @@ static int gw_open(gw_dec **out) {
 	return 0;
 }
 
+// gw_reopen replaces the codec context with a fresh one. Flushing is not
+// enough after a damaged stream: libavcodec keeps what it learnt from it,
+// such as a longer reorder delay, which only ever grows.
+static int gw_reopen(gw_dec *d) {
+	const AVCodec *codec = avcodec_find_decoder(AV_CODEC_ID_H264);
+	if (codec == NULL) return AVERROR_DECODER_NOT_FOUND;
+	AVCodecContext *ctx = avcodec_alloc_context3(codec);
+	if (ctx == NULL) return AVERROR(ENOMEM);
+	ctx->thread_count = 1;
+	int ret = avcodec_open2(ctx, codec, NULL);
+	if (ret < 0) { avcodec_free_context(&ctx); return ret; }
+	av_frame_unref(d->frm);
+	avcodec_free_context(&d->ctx);
+	d->ctx = ctx;
+	return 0;
+}
+
 // gw_send sends n bytes of Annex-B (copied, with the zero padding libavcodec
-// requires), or the drain signal when n == 0.
-static int gw_send(gw_dec *d, const uint8_t *data, size_t n) {
+// requires) stamped with pts, or the drain signal when n == 0.
+static int gw_send(gw_dec *d, const uint8_t *data, size_t n, int64_t pts) {
 	if (n == 0) return avcodec_send_packet(d->ctx, NULL);
 	if (n > INT_MAX - AV_INPUT_BUFFER_PADDING_SIZE) return AVERROR(EINVAL);
 	if (d->buf_cap < n + AV_INPUT_BUFFER_PADDING_SIZE) {
@@ -79,29 +98,31 @@ static int gw_send(gw_dec *d, const uint8_t *data, size_t n) {
 	av_packet_unref(d->pkt);
 	d->pkt->data = d->buf; // not ref-counted: libavcodec copies it
 	d->pkt->size = (int)n;
+	d->pkt->pts = pts; // libavcodec hands it back on the frame, whatever the delay
 	int ret = avcodec_send_packet(d->ctx, d->pkt);
 	av_packet_unref(d->pkt);
 	return ret;
 }
 
-// gw_receive returns 0 with the frame's size and damage flags, or a negative
-// AVERROR (EAGAIN, EOF, or a real error).
-static int gw_receive(gw_dec *d, int *w, int *h, int *damaged) {
+// gw_receive returns 0 with the frame's size, damage flags and pts, or a
+// negative AVERROR (EAGAIN, EOF, or a real error).
+static int gw_receive(gw_dec *d, int *w, int *h, int *damaged, int64_t *pts) {
 	av_frame_unref(d->frm);
 	int ret = avcodec_receive_frame(d->ctx, d->frm);
 	if (ret < 0) return ret;
 	*w = d->frm->width;
 	*h = d->frm->height;
 	*damaged = d->frm->decode_error_flags != 0 || (d->frm->flags & AV_FRAME_FLAG_CORRUPT) != 0;
+	*pts = d->frm->best_effort_timestamp;
 	return 0;
 }
 
-// gw_convert writes the received frame as packed BGR24 into dst (stride w*3)
-// and releases the frame.
-static int gw_convert(gw_dec *d, uint8_t *dst, int w, int h) {
+// gw_convert writes the received w x h frame as packed BGR24 of dw x dh
+// (scaled if that differs) into dst (stride dw*3) and releases the frame.
+static int gw_convert(gw_dec *d, uint8_t *dst, int w, int h, int dw, int dh) {
 	AVFrame *f = d->frm;
 	int ret = 0;
-	if (f->width != w || f->height != h || w <= 0 || h <= 0 || f->data[0] == NULL) {
+	if (f->width != w || f->height != h || w <= 0 || h <= 0 || dw <= 0 || dh <= 0 || f->data[0] == NULL) {
 		ret = AVERROR(EINVAL);
 		goto out;
 	}
@@ -110,19 +131,20 @@ static int gw_convert(gw_dec *d, uint8_t *dst, int w, int h) {
 		fmt == AV_PIX_FMT_YUVJ420P || fmt == AV_PIX_FMT_YUVJ422P || fmt == AV_PIX_FMT_YUVJ444P;
 	int cs = f->colorspace == AVCOL_SPC_BT709 ? SWS_CS_ITU709 : SWS_CS_DEFAULT;
 	if (d->sws == NULL || d->sws_w != w || d->sws_h != h || d->sws_fmt != fmt ||
-	    d->sws_cs != cs || d->sws_range != range) {
+	    d->sws_cs != cs || d->sws_range != range || d->sws_dw != dw || d->sws_dh != dh) {
 		if (d->sws) { sws_freeContext(d->sws); d->sws = NULL; }
-		d->sws = sws_getContext(w, h, fmt, w, h, AV_PIX_FMT_BGR24, SWS_BILINEAR, NULL, NULL, NULL);
+		d->sws = sws_getContext(w, h, fmt, dw, dh, AV_PIX_FMT_BGR24, SWS_BILINEAR, NULL, NULL, NULL);
 		if (d->sws == NULL) { ret = AVERROR(EINVAL); goto out; }
 		// Colour matrix and range from the stream; swscale assumes BT.601 limited otherwise.
 		const int *coef = sws_getCoefficients(cs);
 		sws_setColorspaceDetails(d->sws, coef, range, sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
 		d->sws_w = w; d->sws_h = h; d->sws_fmt = fmt; d->sws_cs = cs; d->sws_range = range;
+		d->sws_dw = dw; d->sws_dh = dh;
 	}
 	uint8_t *dstData[4] = {dst, NULL, NULL, NULL};
-	int dstStride[4] = {w * 3, 0, 0, 0};
+	int dstStride[4] = {dw * 3, 0, 0, 0};
 	int rows = sws_scale(d->sws, (const uint8_t *const *)f->data, f->linesize, 0, h, dstData, dstStride);
-	if (rows != h) ret = AVERROR(EINVAL);
+	if (rows != dh) ret = AVERROR(EINVAL);
 out:
 	av_frame_unref(f);
 	return ret;
@@ -132,6 +154,7 @@ static void gw_discard(gw_dec *d) { av_frame_unref(d->frm); }
 static void gw_flush(gw_dec *d) { avcodec_flush_buffers(d->ctx); }
 static int gw_eagain(void) { return AVERROR(EAGAIN); }
 static int gw_eof(void) { return AVERROR_EOF; }
+static int64_t gw_nopts(void) { return AV_NOPTS_VALUE; }
 static void gw_quiet(void) { av_log_set_level(AV_LOG_FATAL); }
 */
 import "C"
@@ -141,6 +164,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 	"unsafe"
 )
 
@@ -238,7 +262,7 @@ func (d *Decoder) DecodeKeyframe(annexB []byte) (Frame, error) {
 	if ret := send(h, annexB); ret < 0 {
 		return Frame{}, avError("h264 keyframe: send", ret)
 	}
-	if ret := C.gw_send(h, nil, 0); ret < 0 {
+	if ret := C.gw_send(h, nil, 0, C.gw_nopts()); ret < 0 {
 		return Frame{}, avError("h264 keyframe: drain", ret)
 	}
 	var (
@@ -297,7 +321,7 @@ func (d *Decoder) Flush() ([]Frame, error) {
 		return nil, err
 	}
 	defer C.gw_flush(h)
-	if ret := C.gw_send(h, nil, 0); ret < 0 {
+	if ret := C.gw_send(h, nil, 0, C.gw_nopts()); ret < 0 {
 		return nil, avError("h264 flush: drain", ret)
 	}
 	return collect(h, "h264 flush")
@@ -328,39 +352,119 @@ func collect(h *C.gw_dec, op string) ([]Frame, error) {
 	return frames, nil
 }
 
-func send(h *C.gw_dec, annexB []byte) C.int {
+func send(h *C.gw_dec, annexB []byte) C.int { return sendAt(h, annexB, C.gw_nopts()) }
+
+func sendAt(h *C.gw_dec, annexB []byte, pts C.int64_t) C.int {
 	// Passing the Go slice is fine: gw_send copies it before returning.
-	return C.gw_send(h, (*C.uint8_t)(unsafe.Pointer(&annexB[0])), C.size_t(len(annexB)))
+	return C.gw_send(h, (*C.uint8_t)(unsafe.Pointer(&annexB[0])), C.size_t(len(annexB)), pts)
 }
 
 // receive takes the next picture out of the decoder. ok is false when there
 // is none left (EAGAIN or EOF). With convert false the picture is discarded.
 func receive(h *C.gw_dec, convert bool) (f Frame, ok, damaged bool, err error) {
-	var w, ht, bad C.int
-	ret := C.gw_receive(h, &w, &ht, &bad)
+	due := never
+	if convert {
+		due = nil
+	}
+	f, _, ok, damaged, err = receiveScaled(h, due, 0)
+	return f, ok, damaged, err
+}
+
+func never(time.Duration) bool { return false }
+
+// receiveScaled is receive for the Sampler: an intact picture is converted
+// only if due is nil or due(its pts) says so, and then to width pixels wide
+// (see scaledSize); otherwise it is discarded before any conversion.
+func receiveScaled(h *C.gw_dec, due func(pts time.Duration) bool, width int) (f Frame, pts time.Duration, ok, damaged bool, err error) {
+	var (
+		w, ht, bad C.int
+		raw        C.int64_t
+	)
+	ret := C.gw_receive(h, &w, &ht, &bad, &raw)
 	if ret == C.gw_eagain() || ret == C.gw_eof() {
-		return Frame{}, false, false, nil
+		return Frame{}, 0, false, false, nil
 	}
 	if ret < 0 {
-		return Frame{}, false, false, avError("receive", ret)
+		return Frame{}, 0, false, false, avError("receive", ret)
 	}
-	if bad != 0 || !convert {
+	pts = time.Duration(raw) // AV_NOPTS_VALUE is math.MinInt64: noPTS
+	if bad != 0 || (due != nil && !due(pts)) {
 		C.gw_discard(h)
-		return Frame{}, true, bad != 0, nil
+		return Frame{}, pts, true, bad != 0, nil
 	}
-	width, height := int(w), int(ht)
-	if width <= 0 || height <= 0 || width > maxDimension || height > maxDimension {
+	width0, height0 := int(w), int(ht)
+	if width0 <= 0 || height0 <= 0 || width0 > maxDimension || height0 > maxDimension {
 		C.gw_discard(h)
-		return Frame{}, false, false, fmt.Errorf("frame size %dx%d out of range", width, height)
+		return Frame{}, pts, false, false, fmt.Errorf("frame size %dx%d out of range", width0, height0)
 	}
-	n := width * height * 3
+	dw, dh := scaledSize(width0, height0, width)
+	n := dw * dh * 3
 	// A little slack past the end in case a SIMD path of swscale stores a few
 	// bytes beyond the last pixel; the caller only sees n bytes.
 	buf := make([]byte, n+64)
-	if ret := C.gw_convert(h, (*C.uint8_t)(unsafe.Pointer(&buf[0])), w, ht); ret < 0 {
-		return Frame{}, false, false, avError("convert to bgr24", ret)
+	if ret := C.gw_convert(h, (*C.uint8_t)(unsafe.Pointer(&buf[0])), w, ht, C.int(dw), C.int(dh)); ret < 0 {
+		return Frame{}, pts, false, false, avError("convert to bgr24", ret)
 	}
-	return Frame{Width: width, Height: height, BGR: buf[:n:n]}, true, false, nil
+	return Frame{Width: dw, Height: dh, BGR: buf[:n:n]}, pts, true, false, nil
+}
+
+// decodeSampled feeds one access unit stamped with pts and returns the
+// pictures that due picks, converted to width pixels wide; the others are
+// decoded (later pictures need them) but never converted. Errors as Decode.
+func (d *Decoder) decodeSampled(annexB []byte, pts time.Duration, due func(time.Duration) bool, width int) ([]Sample, error) {
+	h, err := d.handle()
+	if err != nil {
+		return nil, err
+	}
+	if len(annexB) == 0 {
+		return nil, nil
+	}
+	if ret := sendAt(h, annexB, C.int64_t(pts)); ret < 0 {
+		return nil, avError("h264 sampled: send", ret)
+	}
+	var (
+		out     []Sample
+		damaged bool
+	)
+	for {
+		f, at, ok, bad, err := receiveScaled(h, due, width)
+		if err != nil {
+			return out, fmt.Errorf("h264 sampled: %w", err)
+		}
+		if !ok {
+			break
+		}
+		if bad {
+			damaged = true
+			continue
+		}
+		if f.BGR != nil {
+			out = append(out, Sample{Frame: f, PTS: at})
+		}
+	}
+	if damaged {
+		return out, fmt.Errorf("h264 sampled: %w", ErrDamaged)
+	}
+	return out, nil
+}
+
+// reset drops every picture and reference the decoder holds, unconverted.
+func (d *Decoder) reset() {
+	if h, err := d.handle(); err == nil {
+		C.gw_flush(h)
+	}
+}
+
+// reopen starts the decoder over from nothing (see gw_reopen).
+func (d *Decoder) reopen() error {
+	h, err := d.handle()
+	if err != nil {
+		return err
+	}
+	if ret := C.gw_reopen(h); ret < 0 {
+		return avError("reopen h264 decoder", ret)
+	}
+	return nil
 }
 
 func avError(op string, code C.int) error {
