@@ -11,6 +11,7 @@ import (
 
 	"github.com/gridwatch/gridwatch/edge/config"
 	"github.com/gridwatch/gridwatch/edge/outbox"
+	"github.com/gridwatch/gridwatch/edge/sensors"
 	"github.com/gridwatch/gridwatch/edge/uplink"
 	"github.com/gridwatch/gridwatch/edge/wire"
 )
@@ -22,6 +23,7 @@ type telemetry struct {
 	outbox   *outbox.Outbox
 	evidence *uplink.Evidence
 	cams     map[string]*camera
+	sensors  *sensors.Listener // nil without a sensor listener
 	start    time.Time
 	prev     map[string]camSample
 }
@@ -57,6 +59,9 @@ func (t *telemetry) send(now time.Time) error {
 	}
 	for _, cam := range t.cfg.Cameras {
 		tm.Cameras = append(tm.Cameras, t.camera(t.cams[cam.ID], now))
+	}
+	if t.sensors != nil {
+		tm.Sensors = t.sensors.Latest()
 	}
 	_, err := t.outbox.AppendClass(outbox.Telemetry, wire.Topic(t.cfg.Device, wire.KindTelemetry), func(seq uint64) ([]byte, error) {
 		tm.Seq = seq

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -31,7 +32,14 @@ type Config struct {
 	// CoverModel is the manifest of the cover-state classifier (relative
 	// paths are relative to the config file); empty runs without it.
 	CoverModel string   `yaml:"cover_model"`
+	Sensors    Sensors  `yaml:"sensors"`
 	Cameras    []Camera `yaml:"cameras"`
+}
+
+// Sensors configures the box's local MQTT listener for IoT sensors.
+type Sensors struct {
+	// Listen is host:port for sensors/{id}/reading messages; empty: no listener.
+	Listen string `yaml:"listen"`
 }
 
 // Broker is the uplink MQTT broker.
@@ -163,6 +171,11 @@ func (c *Config) Validate() error {
 	}
 	if c.StatusEvery < time.Second {
 		return fmt.Errorf("status_every: %v is shorter than 1s", c.StatusEvery)
+	}
+	if c.Sensors.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Sensors.Listen); err != nil {
+			return fmt.Errorf("sensors.listen: %w", err)
+		}
 	}
 	if len(c.Cameras) == 0 {
 		return errors.New("cameras: at least one camera is required")

@@ -21,6 +21,8 @@ type Telemetry struct {
 	DiskFreeBytes   uint64         `json:"disk_free_bytes"`
 	CPUTempC        float64        `json:"cpu_temp_c,omitempty"`
 	Cameras         []CameraHealth `json:"cameras"`
+	// Sensors are the latest readings of the sensors around the box.
+	Sensors []SensorReading `json:"sensors,omitempty"`
 }
 
 // CameraHealth is one camera's figures over the last telemetry interval.
