@@ -47,35 +47,38 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		log.Info("cover-state classifier loaded", "manifest", cfg.CoverModel)
 	}
 	rep := &reporter{device: cfg.Device, outbox: ob, evidence: ev, log: log}
-	cams := make(map[string]*camera, len(cfg.Cameras))
-	watchedBy := map[string]*camera{} // facility id → the camera that watches it
-	for _, cam := range cfg.Cameras {
-		c := newCamera(cam, rep, classify, log.With("component", "camera", "camera", cam.ID))
-		cams[cam.ID] = c
-		for _, cv := range cam.Covers {
-			watchedBy[cv.FacilityID] = c
-		}
-	}
-	mq, err := DialUplink(cfg, ob, func(cmd wire.Command) {
+	cams := newFleet(ctx, func(cam config.Camera) *camera {
+		return newCamera(cam, rep, classify, log.With("component", "camera", "camera", cam.ID))
+	}, log)
+	rc := &reconfigurer{cur: cfg, fleet: cams, log: log.With("component", "config"), settle: 3 * time.Second}
+	pushes := make(chan wire.ConfigPush, 1)
+	mq, err := dialUplink(cfg, ob, func(cmd wire.Command) {
 		if cmd.Cmd != wire.CmdEnrol {
 			return
 		}
-		c, ok := cams[cmd.Camera]
+		c, ok := cams.cameras()[cmd.Camera]
 		if !ok {
 			log.Warn("enrol: unknown camera", "camera", cmd.Camera)
 			return
 		}
 		c.requestEnrol(cmd.FacilityID)
+	}, func(p wire.ConfigPush) {
+		select { // keep only the newest push waiting
+		case <-pushes:
+		default:
+		}
+		pushes <- p
 	}, log)
 	if err != nil {
 		return err
 	}
 	defer mq.Close()
+	rc.status = mq.SetConfig
 
 	var sens *sensors.Listener
 	if cfg.Sensors.Listen != "" {
 		sens, err = sensors.Listen(cfg.Sensors.Listen, func(r wire.SensorReading) {
-			if c, ok := watchedBy[r.FacilityID]; ok && r.FacilityID != "" {
+			if c, ok := cams.watching(r.FacilityID); ok && r.FacilityID != "" {
 				c.requestSensorCheck(r) // the camera checks at its next keyframe and reports both
 				return
 			}
@@ -104,11 +107,20 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	run("outbox", func() error { return ob.Run(ctx, mq.Publish) })
 	run("evidence", func() error { return ev.Run(ctx) })
-	for _, c := range cams {
-		run("camera "+c.cfg.ID, func() error { return c.run(ctx) })
-	}
+	cams.apply(cfg.Cameras)
+	run("config", func() error {
+		for {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case p := <-pushes:
+				rc.apply(p) // refusals are logged and reported in the status
+			}
+		}
+	})
 	tel := &telemetry{cfg: cfg, outbox: ob, evidence: ev, cams: cams, sensors: sens, start: time.Now()}
 	run("telemetry", func() error { return tel.run(ctx) })
 	wg.Wait()
+	cams.wg.Wait()
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,7 +23,7 @@ type telemetry struct {
 	cfg      *config.Config
 	outbox   *outbox.Outbox
 	evidence *uplink.Evidence
-	cams     map[string]*camera
+	cams     *fleet
 	sensors  *sensors.Listener // nil without a sensor listener
 	start    time.Time
 	prev     map[string]camSample
@@ -57,8 +58,14 @@ func (t *telemetry) send(now time.Time) error {
 		OutboxDepth: t.outbox.Len(), OutboxDropped: sum(t.outbox.Dropped()),
 		EvidencePending: t.evidence.Pending(), DiskFreeBytes: diskFree(t.cfg.DataDir), CPUTempC: cpuTemp(),
 	}
-	for _, cam := range t.cfg.Cameras {
-		tm.Cameras = append(tm.Cameras, t.camera(t.cams[cam.ID], now))
+	cams := t.cams.cameras()
+	ids := make([]string, 0, len(cams))
+	for id := range cams {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		tm.Cameras = append(tm.Cameras, t.camera(cams[id], now))
 	}
 	if t.sensors != nil {
 		tm.Sensors = t.sensors.Latest()
@@ -81,8 +88,8 @@ func (t *telemetry) camera(c *camera, now time.Time) wire.CameraHealth {
 	}
 	prev, ok := t.prev[c.cfg.ID]
 	t.prev[c.cfg.ID] = cur
-	if !ok {
-		prev = camSample{at: t.start}
+	if !ok || cur.frames < prev.frames || cur.decodes < prev.decodes {
+		prev = camSample{at: t.start} // first sample, or the camera was restarted by a new config
 	}
 	dt := cur.at.Sub(prev.at).Seconds()
 	if dt <= 0 {

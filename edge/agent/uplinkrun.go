@@ -15,10 +15,15 @@ import (
 // ob.Run(ctx, mq.Publish) and closes the session. It is the uplink half of
 // Run, for tools that feed the same outbox without cameras.
 func DialUplink(cfg *config.Config, ob *outbox.Outbox, then func(wire.Command), log *slog.Logger) (*uplink.MQTT, error) {
+	return dialUplink(cfg, ob, then, nil, log)
+}
+
+// dialUplink is DialUplink that also takes pushed configs.
+func dialUplink(cfg *config.Config, ob *outbox.Outbox, then func(wire.Command), onConfig func(wire.ConfigPush), log *slog.Logger) (*uplink.MQTT, error) {
 	return uplink.Dial(uplink.MQTTOptions{
 		BrokerURL: cfg.Broker.URL, ClientID: cfg.Broker.ClientID, Device: cfg.Device,
 		Username: cfg.Broker.Username, PasswordFile: cfg.Broker.PasswordFile,
-		Software: Software, ConfigVer: cfg.Version,
+		Software: Software, ConfigVer: cfg.Version, OnConfig: onConfig,
 		OnCommand: func(cmd wire.Command) {
 			if cmd.Cmd == wire.CmdReplay {
 				ServeReplay(ob, cmd.FromSeq, log)

@@ -23,6 +23,10 @@ import (
 
 // Config is one box.
 type Config struct {
+	// Path is the file the config was loaded from (not in the YAML); a
+	// config pushed by the cloud is saved there.
+	Path string `yaml:"-"`
+
 	Device      string        `yaml:"device"`
 	Version     string        `yaml:"version"`
 	DataDir     string        `yaml:"data_dir"`
@@ -103,6 +107,7 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	c.Path = path
 	if c.CoverModel != "" && !filepath.IsAbs(c.CoverModel) {
 		c.CoverModel = filepath.Join(filepath.Dir(path), c.CoverModel)
 	}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -24,8 +25,27 @@ import (
 type MQTT struct {
 	c      mqtt.Client
 	device string
-	status wire.Status
 	log    *slog.Logger
+
+	mu     sync.Mutex
+	status wire.Status
+}
+
+func (m *MQTT) configVer() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.status.ConfigVer
+}
+
+// SetConfig records which config version runs and why the last push was
+// refused (empty: it was not), and republishes the retained status.
+func (m *MQTT) SetConfig(version, configErr string) {
+	m.mu.Lock()
+	m.status.ConfigVer, m.status.ConfigError = version, configErr
+	m.mu.Unlock()
+	if m.c.IsConnectionOpen() {
+		m.publishStatus(true)
+	}
 }
 
 // MQTTOptions configures Dial.
@@ -40,6 +60,9 @@ type MQTTOptions struct {
 	// OnCommand receives each valid command from the cloud (on paho's
 	// goroutine: keep it short). Invalid ones are logged and dropped.
 	OnCommand func(wire.Command)
+	// OnConfig receives the retained config pushed by the cloud (on paho's
+	// goroutine: hand it off). Nil: the box does not take pushed configs.
+	OnConfig func(wire.ConfigPush)
 }
 
 // Dial starts connecting (retrying in the background) and returns at once;
@@ -85,6 +108,17 @@ func Dial(o MQTTOptions, log *slog.Logger) (*MQTT, error) {
 				o.OnCommand(cmd)
 			})
 		}
+		if o.OnConfig != nil {
+			c.Subscribe(wire.Topic(o.Device, wire.KindConfig), 1, func(_ mqtt.Client, msg mqtt.Message) {
+				push, err := wire.DecodeConfigPush(msg.Payload())
+				if err != nil {
+					log.Warn("ignoring a bad config push", "err", err)
+					m.SetConfig(m.configVer(), err.Error())
+					return
+				}
+				o.OnConfig(push)
+			})
+		}
 		m.publishStatus(true)
 	})
 	opts.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
@@ -96,7 +130,9 @@ func Dial(o MQTTOptions, log *slog.Logger) (*MQTT, error) {
 }
 
 func (m *MQTT) publishStatus(online bool) {
+	m.mu.Lock()
 	st := m.status
+	m.mu.Unlock()
 	st.Online, st.At = online, time.Now().UTC()
 	b, _ := json.Marshal(st)
 	t := m.c.Publish(wire.Topic(m.device, wire.KindStatus), 1, true, b)

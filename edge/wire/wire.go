@@ -29,6 +29,7 @@ const (
 	KindStatus    = "status"    // online/offline, retained, also the last will
 	KindTelemetry = "telemetry" // periodic health figures
 	KindCommand   = "cmd"       // cloud → box commands
+	KindConfig    = "config"    // cloud → box device config, retained
 )
 
 // ReportSubscription matches every device's reports.
@@ -145,6 +146,8 @@ type Status struct {
 	At        time.Time `json:"at"`
 	Software  string    `json:"software,omitempty"`
 	ConfigVer string    `json:"config_version,omitempty"`
+	// ConfigError says why the last pushed config was refused or rolled back.
+	ConfigError string `json:"config_error,omitempty"`
 }
 
 var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
