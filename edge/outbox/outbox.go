@@ -11,7 +11,10 @@
 // Size policy: when the pending messages exceed Limits.MaxBytes, the oldest
 // telemetry goes first, then the oldest reports; every drop is counted.
 // Acknowledged messages move to sent/ and the last Limits.KeepSent stay
-// there, so the cloud can ask for a replay from a sequence number.
+// there, so the cloud can ask for a replay from a sequence number. When the
+// disk is full, those kept copies yield first, oldest first (counted as
+// trimmed); only when none are left does Append fail, and the caller sees
+// the error and keeps its message.
 package outbox
 
 import (
@@ -21,10 +24,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -46,7 +51,7 @@ const (
 // Limits bound the outbox.
 type Limits struct {
 	MaxBytes int64 // pending bytes before the oldest are dropped (default 256 MiB)
-	KeepSent int   // acknowledged messages kept for replay (default 10,000)
+	KeepSent int   // acknowledged messages kept for replay (default 100,000; given up first when the disk is full)
 }
 
 // Outbox is a directory of pending messages.
@@ -63,6 +68,7 @@ type Outbox struct {
 	wake    chan struct{}
 	sent    uint64
 	dropped map[Class]uint64
+	trimmed uint64 // kept copies deleted to make room on a full disk
 }
 
 type entry struct {
@@ -89,7 +95,7 @@ func OpenLimits(dir string, lim Limits, log *slog.Logger) (*Outbox, error) {
 		lim.MaxBytes = 256 << 20
 	}
 	if lim.KeepSent <= 0 {
-		lim.KeepSent = 10000
+		lim.KeepSent = 100000
 	}
 	if err := os.MkdirAll(filepath.Join(dir, sentDir), 0o755); err != nil {
 		return nil, fmt.Errorf("open outbox: %w", err)
@@ -165,7 +171,15 @@ func (o *Outbox) AppendClass(class Class, topic string, build func(seq uint64) (
 	data := append([]byte(topic+"\n"), payload...)
 	e := entry{seq: seq, class: class, size: int64(len(data))}
 	o.makeRoom(e.size)
-	if err := writeFileSync(o.dir, e.name(), data); err != nil {
+	err = writeFile(o.dir, e.name(), data)
+	for err != nil && diskFull(err) && o.trimmable() > 0 {
+		o.trimSent(min(o.trimmable(), trimBatch))
+		err = writeFile(o.dir, e.name(), data)
+	}
+	if err != nil {
+		// The caller is told it failed, so nothing of it may be sent later
+		// (a failure after the rename would otherwise leave it behind).
+		os.Remove(filepath.Join(o.dir, e.name()))
 		return 0, fmt.Errorf("outbox append: %w", err)
 	}
 	o.seq = seq
@@ -202,6 +216,44 @@ func (o *Outbox) makeRoom(size int64) {
 		o.dropped[e.class]++
 		o.log.Warn("outbox full: dropped a message", "seq", e.seq, "class", e.class, "limit_bytes", o.limits.MaxBytes)
 	}
+}
+
+// trimBatch is how many kept copies go at a time when the disk is full.
+const trimBatch = 64
+
+func diskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// trimmable is how many kept copies may go for space: all but the one
+// holding the highest sequence number handed out, which must stay on disk so
+// that a restart never reuses it. Called locked.
+func (o *Outbox) trimmable() int {
+	n := len(o.sentLog)
+	if n > 0 && o.sentLog[n-1].seq == o.seq {
+		n--
+	}
+	return n
+}
+
+// trimSent deletes the n oldest copies kept for replay. Called locked.
+func (o *Outbox) trimSent(n int) {
+	for _, e := range o.sentLog[:n] {
+		if err := os.Remove(filepath.Join(o.dir, sentDir, e.name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			o.log.Error("outbox: trim failed", "seq", e.seq, "err", err)
+		}
+	}
+	o.log.Warn("disk full: deleted copies kept for replay", "copies", n,
+		"from_seq", o.sentLog[0].seq, "to_seq", o.sentLog[n-1].seq)
+	o.sentLog = o.sentLog[n:]
+	o.trimmed += uint64(n)
+}
+
+// Trimmed counts kept copies deleted to make room on a full disk.
+func (o *Outbox) Trimmed() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.trimmed
 }
 
 // Dropped counts messages dropped for space, by class.
@@ -305,38 +357,56 @@ func (o *Outbox) Run(ctx context.Context, publish Publisher) error {
 }
 
 func (o *Outbox) head() (Message, bool, error) {
-	o.mu.Lock()
-	if len(o.pending) == 0 {
+	for {
+		o.mu.Lock()
+		if len(o.pending) == 0 {
+			o.mu.Unlock()
+			return Message{}, false, nil
+		}
+		e := o.pending[0]
 		o.mu.Unlock()
-		return Message{}, false, nil
+		b, err := os.ReadFile(filepath.Join(o.dir, e.name()))
+		if errors.Is(err, os.ErrNotExist) && !o.isPending(e.seq) {
+			continue // a replay put older messages ahead and this one was dropped for space meanwhile
+		}
+		if err != nil {
+			return Message{}, false, fmt.Errorf("outbox read %d: %w", e.seq, err)
+		}
+		topic, payload, ok := strings.Cut(string(b), "\n")
+		if !ok {
+			return Message{}, false, fmt.Errorf("outbox: message %d is corrupt (no topic line)", e.seq)
+		}
+		return Message{Seq: e.seq, Topic: topic, Payload: []byte(payload)}, true, nil
 	}
-	e := o.pending[0]
-	o.mu.Unlock()
-	b, err := os.ReadFile(filepath.Join(o.dir, e.name()))
-	if err != nil {
-		return Message{}, false, fmt.Errorf("outbox read %d: %w", e.seq, err)
-	}
-	topic, payload, ok := strings.Cut(string(b), "\n")
-	if !ok {
-		return Message{}, false, fmt.Errorf("outbox: message %d is corrupt (no topic line)", e.seq)
-	}
-	return Message{Seq: e.seq, Topic: topic, Payload: []byte(payload)}, true, nil
 }
 
+func (o *Outbox) isPending(seq uint64) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.ContainsFunc(o.pending, func(e entry) bool { return e.seq == seq })
+}
+
+// remove retires an acknowledged message. It is usually the head, but a
+// replay that arrived while it was in flight may have queued older messages
+// ahead of it, and the size policy may even have dropped it meanwhile.
 func (o *Outbox) remove(seq uint64) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	e := o.pending[0]
-	if e.seq != seq {
-		return fmt.Errorf("outbox: acknowledged %d but the head is %d", seq, e.seq)
+	i := slices.IndexFunc(o.pending, func(e entry) bool { return e.seq == seq })
+	if i < 0 {
+		return nil // dropped for space while in flight; it did arrive
 	}
+	e := o.pending[i]
 	// Keep it for replay rather than deleting it.
 	if err := os.Rename(filepath.Join(o.dir, e.name()), filepath.Join(o.dir, sentDir, e.name())); err != nil {
 		return fmt.Errorf("outbox: retire %d: %w", seq, err)
 	}
-	o.pending = o.pending[1:]
+	o.pending = slices.Delete(o.pending, i, i+1)
 	o.bytes -= e.size
-	o.sentLog = append(o.sentLog, e)
+	// sentLog stays ascending: after a replay, older messages are
+	// acknowledged after newer ones.
+	j := sort.Search(len(o.sentLog), func(k int) bool { return o.sentLog[k].seq > e.seq })
+	o.sentLog = slices.Insert(o.sentLog, j, e)
 	for len(o.sentLog) > o.limits.KeepSent {
 		os.Remove(filepath.Join(o.dir, sentDir, o.sentLog[0].name()))
 		o.sentLog = o.sentLog[1:]
@@ -344,6 +414,9 @@ func (o *Outbox) remove(seq uint64) error {
 	o.sent++
 	return nil
 }
+
+// writeFile is writeFileSync; tests replace it to fill the disk.
+var writeFile = writeFileSync
 
 // writeFileSync writes name in dir atomically: temp file, fsync, rename, fsync dir.
 func writeFileSync(dir, name string, data []byte) error {

@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -179,5 +183,174 @@ func TestFullOutboxDropsTelemetryFirst(t *testing.T) {
 	}
 	if d := o.Dropped(); d[Telemetry] != 5 || d[Report] != 1 {
 		t.Fatalf("dropped %v, want 5 telemetry and 1 report", d)
+	}
+}
+
+// onDiskWithRoom makes writes fail with ENOSPC while the outbox in dir
+// already holds room messages (pending and kept), like a small full disk.
+func onDiskWithRoom(t *testing.T, dir string, room *int) {
+	t.Helper()
+	orig := writeFile
+	t.Cleanup(func() { writeFile = orig })
+	writeFile = func(d, name string, data []byte) error {
+		n := 0
+		for _, sub := range []string{dir, filepath.Join(dir, sentDir)} {
+			ents, _ := os.ReadDir(sub)
+			for _, e := range ents {
+				if strings.HasSuffix(e.Name(), msgSuffix) {
+					n++
+				}
+			}
+		}
+		if n >= *room {
+			return &os.PathError{Op: "write", Path: name, Err: syscall.ENOSPC}
+		}
+		return orig(d, name, data)
+	}
+}
+
+func TestFullDiskTrimsReplayCopiesThenRefuses(t *testing.T) {
+	dir := t.TempDir()
+	room := 10
+	onDiskWithRoom(t, dir, &room)
+	o, err := Open(dir, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, o, 10)
+	collect(t, o, 10, 0)
+	// The disk is full of copies kept for replay: they make room, oldest first.
+	appendN(t, o, 5)
+	if o.Len() != 5 || o.Trimmed() < 5 {
+		t.Fatalf("pending %d, trimmed %d; want 5 pending and at least 5 copies trimmed", o.Len(), o.Trimmed())
+	}
+	if _, oldest, _ := o.Replay(100); oldest != 0 && oldest <= 5 {
+		t.Fatalf("oldest kept copy is %d: the oldest should have gone first", oldest)
+	}
+	appendN(t, o, 5)
+	// Full of pending messages: the caller is refused and told why.
+	_, err = o.Append("t/x", func(seq uint64) ([]byte, error) { return []byte("x"), nil })
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("append on a full disk: %v, want ENOSPC", err)
+	}
+	if o.Len() != 10 {
+		t.Fatalf("%d pending after the refusal, want 10", o.Len())
+	}
+	// Space comes back: the next message takes the next sequence number.
+	room = 20
+	seq, err := o.Append("t/x", func(seq uint64) ([]byte, error) { return []byte("x"), nil })
+	if err != nil || seq != 21 {
+		t.Fatalf("append after space freed = %d, %v; want 21", seq, err)
+	}
+}
+
+func TestFailedAppendLeavesNothingBehind(t *testing.T) {
+	dir := t.TempDir()
+	orig := writeFile
+	t.Cleanup(func() { writeFile = orig })
+	// The file lands, then the directory sync fails.
+	writeFile = func(d, name string, data []byte) error {
+		if err := orig(d, name, data); err != nil {
+			return err
+		}
+		return errors.New("sync dir: input/output error")
+	}
+	o, err := Open(dir, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.Append("t/x", func(uint64) ([]byte, error) { return []byte("refused"), nil }); err == nil {
+		t.Fatal("want the error")
+	}
+	// The caller was told it failed: a restart must not send it.
+	if o, err = Open(dir, quiet); err != nil {
+		t.Fatal(err)
+	}
+	if o.Len() != 0 {
+		t.Fatalf("%d pending after a failed append and a restart, want 0", o.Len())
+	}
+}
+
+// The cloud's replay command can arrive while a newer message is in flight:
+// the older ones go ahead of it, and the outbox must keep running.
+func TestReplayWhileSendingKeepsRunning(t *testing.T) {
+	o, err := Open(t.TempDir(), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, o, 8)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var got []uint64
+	replayed := false
+	errc := make(chan error, 1)
+	go func() {
+		errc <- o.Run(ctx, func(_ context.Context, m Message) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if m.Seq == 5 && !replayed {
+				replayed = true
+				if _, _, err := o.Replay(2); err != nil {
+					t.Error(err)
+				}
+			}
+			got = append(got, m.Seq)
+			return nil
+		})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for o.Sent() < 11 || o.Len() > 0 {
+		select {
+		case err := <-errc:
+			t.Fatalf("Run stopped: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sent %d, pending %d after 10 s", o.Sent(), o.Len())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run returned %v, want context.Canceled", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []uint64{1, 2, 3, 4, 5, 2, 3, 4, 6, 7, 8}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("sent %v, want %v", got, want)
+	}
+	// Every message is kept for replay again, oldest first.
+	if n, oldest, err := o.Replay(1); n != 8 || oldest != 1 || err != nil {
+		t.Fatalf("Replay(1) = %d, %d, %v; want 8, 1, nil", n, oldest, err)
+	}
+}
+
+// On a disk full of something else, the copies make what room they can, but
+// the newest stays: it carries the sequence number a restart continues from.
+func TestFullDiskKeepsNewestCopy(t *testing.T) {
+	dir := t.TempDir()
+	room := 100
+	onDiskWithRoom(t, dir, &room)
+	o, err := Open(dir, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, o, 5)
+	collect(t, o, 5, 0)
+	room = 0
+	if _, err := o.Append("t/x", func(uint64) ([]byte, error) { return []byte("x"), nil }); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("append on a full disk: %v, want ENOSPC", err)
+	}
+	if o.Trimmed() != 4 {
+		t.Fatalf("trimmed %d copies, want 4 (all but the newest)", o.Trimmed())
+	}
+	room = 100
+	if o, err = Open(dir, quiet); err != nil {
+		t.Fatal(err)
+	}
+	seq, err := o.Append("t/x", func(uint64) ([]byte, error) { return []byte("x"), nil })
+	if err != nil || seq != 6 {
+		t.Fatalf("append after a restart = %d, %v; want 6 (no reuse)", seq, err)
 	}
 }
