@@ -1,0 +1,480 @@
+// Package occupancy finds road occupation in a fixed camera's view: a stall,
+// cart, pile of goods or parked vehicle that stays inside a zone where the
+// zone's rule forbids it (keep clear, no vending, no parking). It owns the
+// zones, the per-pixel notion of "static foreground" and the episodes
+// (new → update → end) that it reports.
+//
+// It stands on two backgrounds at different speeds. The slow one is the
+// sample-based model of package background, which survives lighting change
+// and is kept from absorbing what the detector is timing. The fast one is a
+// short moving average of the frames (about a second) that tells moving
+// pixels from still ones. A pixel that is foreground in the slow model and
+// still in the fast one gains age; moving over it takes age away, and
+// showing background again resets it. Only pixels whose age reaches a zone's
+// dwell time count for that zone, so passing traffic, people crossing and
+// lighting changes do not open episodes; a zone is occupied when such
+// pixels cover at least its minimum share. Foreground that a local change of
+// brightness explains gains no age, and a still blob whose outline is in the
+// background rather than in the frame (the ghost of something that was in
+// view at start-up and left) is learned into the background at once.
+//
+// Frames are downscaled packed BGR, a couple per second, with timestamps.
+package occupancy
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/gridwatch/gridwatch/edge/occupancy/background"
+)
+
+// Zone rules.
+const (
+	KeepClear = "keep_clear"
+	NoVending = "no_vending"
+	NoParking = "no_parking"
+)
+
+// Episode phases.
+const (
+	PhaseNew    = "new"
+	PhaseUpdate = "update"
+	PhaseEnd    = "end"
+)
+
+// DefaultMinShare is used for a zone whose MinShare is zero.
+const DefaultMinShare = 0.10
+
+// Zone is one watched area of the image.
+type Zone struct {
+	ID   string
+	Rule string // KeepClear, NoVending or NoParking
+	// Polygon is in pixel coordinates of the frames given to Step.
+	Polygon []image.Point
+	// Dwell is how long something must stay before it counts.
+	Dwell time.Duration
+	// MinShare is the share of the zone's area (0-1] that must be covered
+	// by something that stayed; 0 means DefaultMinShare.
+	MinShare float64
+}
+
+// Validate checks a zone against a frame size.
+func (z Zone) Validate(w, h int) error {
+	switch {
+	case z.ID == "":
+		return errors.New("zone: empty id")
+	case z.Rule != KeepClear && z.Rule != NoVending && z.Rule != NoParking:
+		return fmt.Errorf("zone %s: rule %q is not %s, %s or %s", z.ID, z.Rule, KeepClear, NoVending, NoParking)
+	case len(z.Polygon) < 3:
+		return fmt.Errorf("zone %s: polygon needs at least 3 points, has %d", z.ID, len(z.Polygon))
+	case z.Dwell <= 0:
+		return fmt.Errorf("zone %s: dwell must be positive", z.ID)
+	case z.MinShare < 0 || z.MinShare > 1:
+		return fmt.Errorf("zone %s: min share %g is outside 0-1", z.ID, z.MinShare)
+	}
+	if len(rasterize(z.Polygon, w, h)) == 0 {
+		return fmt.Errorf("zone %s: polygon covers no pixel of the %dx%d frame", z.ID, w, h)
+	}
+	return nil
+}
+
+// Episode is one report about one occupation of one zone. Its ID is the
+// same in all phases.
+type Episode struct {
+	ID, Zone, Rule string
+	Phase          string          // PhaseNew, PhaseUpdate or PhaseEnd
+	Box            image.Rectangle // extent of what stays, within the zone
+	Share          float64         // share of the zone it covers
+	Start          time.Time       // when it settled (about Dwell before new)
+	At             time.Time       // time of the frame that produced this report
+	// BestFrameAt and BestFrameIndex (0-based count of Step calls) name the
+	// frame that shows the occupation best: most of it visible, least
+	// covered by things moving in front. BestFrame is a copy of that frame
+	// (packed BGR, shared between reports: do not modify).
+	BestFrameAt    time.Time
+	BestFrameIndex int
+	BestFrame      []byte
+}
+
+// Detector watches the zones of one camera. It is not safe for concurrent
+// use. The exported fields may be changed before the first Step.
+type Detector struct {
+	// Heartbeat is the longest gap between reports of a lasting episode.
+	Heartbeat time.Duration
+	// Grace is how long a zone must stay below half its minimum share
+	// before its episode ends; it bridges brief occlusions.
+	Grace time.Duration
+	// Forget is how long something may stay before it is taken as a
+	// permanent change of the scene and learned into the background.
+	Forget time.Duration
+
+	w, h  int
+	model *background.Model
+	zones []*zoneState
+
+	fg, moving, hold, inZone []byte
+	cand                     []byte    // in a zone and still for holdAfter
+	minBlob                  int       // smallest blob worth holding, in pixels
+	fast                     []float32 // fast background, BGR
+	age                      []float32 // seconds of net still foreground
+	miss                     []float32 // seconds since last foreground
+	scratch, relearn         []byte
+	stack, fresh             []int32
+	light                    *lighting
+
+	steps int
+	last  time.Time
+}
+
+type zoneState struct {
+	Zone
+	pix  []int32 // indices of the pixels inside the polygon
+	seq  int
+	open *openEpisode
+}
+
+type openEpisode struct {
+	rep        Episode // the last report
+	lastReport time.Time
+	lastSeen   time.Time // last frame with at least half the minimum share
+	bestShare  float64   // of the best frame: most seen, least covered
+}
+
+// Tuning that follows from the physics of the task rather than a data set.
+const (
+	fastTau   = time.Second             // the fast background's memory
+	moveLevel = 24                      // per-channel change (grey levels) that means motion
+	gapTol    = 1500 * time.Millisecond // a pixel may drop out of the foreground this long
+	holdAfter = 2 * time.Second         // still this long: keep it out of the slow model
+	maxStep   = 10 * time.Second        // a longer gap between frames counts as this
+	// minReportGap keeps a changing extent (an object settling, a stall
+	// being set up) from producing an update with every frame.
+	minReportGap = 5 * time.Second
+)
+
+// New makes a detector for w×h frames. It fails on an invalid zone (see
+// Zone.Validate) or a duplicate zone id.
+func New(zones []Zone, w, h int) (*Detector, error) {
+	if w < 16 || h < 16 {
+		return nil, fmt.Errorf("occupancy: frame %dx%d too small", w, h)
+	}
+	n := w * h
+	d := &Detector{
+		Heartbeat: time.Minute,
+		Grace:     5 * time.Second,
+		Forget:    2 * time.Hour,
+		w:         w, h: h,
+		model:   background.New(w, h, background.Options{}),
+		fg:      make([]byte, n),
+		moving:  make([]byte, n),
+		hold:    make([]byte, n),
+		inZone:  make([]byte, n),
+		fast:    make([]float32, n*3),
+		age:     make([]float32, n),
+		miss:    make([]float32, n),
+		scratch: make([]byte, n),
+		relearn: make([]byte, n),
+		cand:    make([]byte, n),
+		minBlob: n,
+		light:   newLighting(w, h),
+	}
+	seen := map[string]bool{}
+	for _, z := range zones {
+		if err := z.Validate(w, h); err != nil {
+			return nil, fmt.Errorf("occupancy: %w", err)
+		}
+		if seen[z.ID] {
+			return nil, fmt.Errorf("occupancy: duplicate zone id %q", z.ID)
+		}
+		seen[z.ID] = true
+		if z.MinShare == 0 {
+			z.MinShare = DefaultMinShare
+		}
+		z.Polygon = append([]image.Point(nil), z.Polygon...)
+		zs := &zoneState{Zone: z, pix: rasterize(z.Polygon, w, h)}
+		for _, p := range zs.pix {
+			d.inZone[p] = 1
+		}
+		// A quarter of what makes a zone occupied: smaller still things
+		// matter only together with others, and are then in the model's
+		// foreground anyway.
+		d.minBlob = min(d.minBlob, max(int(z.MinShare*float64(len(zs.pix))/4), 4))
+		d.zones = append(d.zones, zs)
+	}
+	d.model.Hold(d.hold)
+	return d, nil
+}
+
+// Step takes the next frame (packed BGR, w·h·3 bytes) taken at time at and
+// returns the episodes that started, changed, beat or ended with it.
+func (d *Detector) Step(frame []byte, at time.Time) []Episode {
+	if len(frame) != d.w*d.h*3 {
+		panic(fmt.Sprintf("occupancy: frame has %d bytes, want %d", len(frame), d.w*d.h*3))
+	}
+	dt := float32(0)
+	if d.steps > 0 {
+		dt = float32(min(max(at.Sub(d.last), 0), maxStep).Seconds())
+	}
+	d.model.Apply(frame, d.fg)
+	d.light.estimate(frame, d.model, d.hold)
+	d.updatePixels(frame, dt)
+	var out []Episode
+	for _, z := range d.zones {
+		if ep, ok := d.updateZone(z, frame, at); ok {
+			out = append(out, ep)
+		}
+	}
+	d.steps++
+	d.last = at
+	return out
+}
+
+// updatePixels advances the fast background and the per-pixel age.
+func (d *Detector) updatePixels(frame []byte, dt float32) {
+	alpha := float32(1)
+	if d.steps > 0 {
+		alpha = 1 - float32(math.Exp(-float64(dt)/fastTau.Seconds()))
+	}
+	forget := float32(d.Forget.Seconds())
+	for p := range d.age {
+		mv := false
+		for c := 0; c < 3; c++ {
+			v := float32(frame[p*3+c])
+			f := d.fast[p*3+c]
+			if d.steps > 0 && math.Abs(float64(v-f)) > moveLevel {
+				mv = true
+			}
+			d.fast[p*3+c] = f + alpha*(v-f)
+		}
+		d.moving[p] = b2u(mv)
+		// Foreground that the local change of light explains is the slow
+		// model's to learn, not an object; pixels already held are objects
+		// and stay so whatever the light does.
+		fg := d.fg[p] != 0 && (d.hold[p] != 0 || !d.light.explains(frame, d.model, p))
+		switch {
+		case !fg:
+			d.miss[p] += dt
+			if d.miss[p] > float32(gapTol.Seconds()) {
+				d.age[p] = 0
+			}
+		case mv:
+			d.miss[p] = 0
+			d.age[p] = max(d.age[p]-dt, 0)
+		default:
+			d.miss[p] = 0
+			d.age[p] += dt
+		}
+		cand := d.inZone[p] != 0 && d.age[p] >= float32(holdAfter.Seconds()) && d.age[p] < forget
+		d.cand[p] = b2u(cand)
+		if !cand {
+			d.hold[p] = 0
+		} else if d.hold[p] == 0 {
+			d.fresh = append(d.fresh, int32(p))
+		}
+	}
+	if len(d.fresh) > 0 {
+		d.holdBlobs(frame, d.fresh)
+		d.fresh = d.fresh[:0]
+	}
+}
+
+// updateZone runs one zone's episode state machine.
+func (d *Detector) updateZone(z *zoneState, frame []byte, at time.Time) (Episode, bool) {
+	// What stays counts where it is seen now: pixels under something moving
+	// (someone walking past, or the object itself driving off) do not, so
+	// a departure ends the episode with the extent it had while it stood.
+	dwell := float32(z.Dwell.Seconds())
+	box := image.Rectangle{}
+	count := 0
+	for _, p := range z.pix {
+		if d.age[p] < dwell || d.moving[p] != 0 {
+			continue
+		}
+		count++
+		x, y := int(p)%d.w, int(p)/d.w
+		box = box.Union(image.Rect(x, y, x+1, y+1))
+	}
+	share := float64(count) / float64(len(z.pix))
+	ep := z.open
+	if ep == nil {
+		if share < z.MinShare {
+			return Episode{}, false
+		}
+		z.seq++
+		start := at.Add(-z.Dwell)
+		ep = &openEpisode{lastSeen: at, lastReport: at, bestShare: share}
+		ep.rep = Episode{
+			ID:   fmt.Sprintf("%s-%s-%d", z.ID, start.UTC().Format("20060102T150405Z"), z.seq),
+			Zone: z.ID, Rule: z.Rule, Phase: PhaseNew,
+			Box: box, Share: share, Start: start, At: at,
+			BestFrameAt: at, BestFrameIndex: d.steps, BestFrame: append([]byte(nil), frame...),
+		}
+		z.open = ep
+		return ep.rep, true
+	}
+	if share >= z.MinShare/2 {
+		ep.lastSeen = at
+		if share > ep.bestShare {
+			ep.bestShare = share
+			ep.rep.BestFrameAt, ep.rep.BestFrameIndex = at, d.steps
+			ep.rep.BestFrame = append([]byte(nil), frame...)
+		}
+	} else if at.Sub(ep.lastSeen) >= d.Grace {
+		z.open = nil
+		ep.rep.Phase, ep.rep.At = PhaseEnd, at
+		return ep.rep, true
+	}
+	if share < z.MinShare/2 {
+		return Episode{}, false // keep the last extent while it may come back
+	}
+	changed := iou(box, ep.rep.Box) < 0.7 || math.Abs(share-ep.rep.Share) > 0.25*ep.rep.Share
+	since := at.Sub(ep.lastReport)
+	if since < d.Heartbeat && (!changed || since < minReportGap) {
+		return Episode{}, false
+	}
+	ep.lastReport = at
+	ep.rep.Phase, ep.rep.At, ep.rep.Box, ep.rep.Share = PhaseUpdate, at, box, share
+	return ep.rep, true
+}
+
+// holdBlobs decides about every blob of candidates (pixels in a zone that
+// have been still foreground for holdAfter) that gained pixels in this step.
+// A ghost, not an object that arrived but a place where one left that the
+// slow model has never seen empty (an object in view at start-up), is
+// learned into the background at once. Other blobs are held, so that the
+// slow model does not absorb them while they are timed, once they are big
+// enough to matter; smaller ones are left to the model.
+func (d *Detector) holdBlobs(frame []byte, fresh []int32) {
+	blob := d.scratch
+	clear(blob)
+	for _, seed := range fresh {
+		if blob[seed] != 0 || d.cand[seed] == 0 {
+			continue
+		}
+		pix := d.flood(seed, blob)
+		switch {
+		case d.isGhost(frame, pix, blob):
+			for _, p := range pix {
+				d.relearn[p] = 1
+				d.age[p], d.hold[p], d.cand[p] = 0, 0, 0
+			}
+			d.model.Relearn(d.relearn)
+			for _, p := range pix {
+				d.relearn[p] = 0
+			}
+		case len(pix) >= d.minBlob:
+			for _, p := range pix {
+				d.hold[p] = 1
+			}
+		}
+	}
+}
+
+// flood collects the 4-connected candidates around seed, marking them in
+// seen.
+func (d *Detector) flood(seed int32, seen []byte) []int32 {
+	w, n := d.w, int32(d.w*d.h)
+	pix := d.stack[:0]
+	seen[seed] = 1
+	pix = append(pix, seed)
+	for i := 0; i < len(pix); i++ {
+		p := pix[i]
+		x := int(p) % w
+		for _, q := range [4]int32{p - 1, p + 1, p - int32(w), p + int32(w)} {
+			if q < 0 || q >= n || (q == p-1 && x == 0) || (q == p+1 && x == w-1) {
+				continue
+			}
+			if seen[q] == 0 && d.cand[q] != 0 {
+				seen[q] = 1
+				pix = append(pix, q)
+			}
+		}
+	}
+	d.stack = pix
+	return pix
+}
+
+// isGhost compares the gradient along a blob's outline in the frame and in
+// the slow model's background.
+func (d *Detector) isGhost(frame []byte, pix []int32, in []byte) bool {
+	w, h := d.w, d.h
+	var frameEdge, bgEdge float64
+	for _, p := range pix {
+		x, y := int(p)%w, int(p)/w
+		if x == 0 || y == 0 || x == w-1 || y == h-1 {
+			continue
+		}
+		if in[p-1] != 0 && in[p+1] != 0 && in[int(p)-w] != 0 && in[int(p)+w] != 0 {
+			continue // inside, not on the outline
+		}
+		frameEdge += sobel(func(x, y int) float64 {
+			i := (y*w + x) * 3
+			return lumaF(frame[i], frame[i+1], frame[i+2])
+		}, x, y)
+		bgEdge += sobel(func(x, y int) float64 {
+			c := d.model.BackgroundAt(y*w + x)
+			return lumaF(c[0], c[1], c[2])
+		}, x, y)
+	}
+	return bgEdge > frameEdge
+}
+
+func lumaF(b, g, r uint8) float64 { return 0.114*float64(b) + 0.587*float64(g) + 0.299*float64(r) }
+
+// sobel is the gradient magnitude of l at an inner pixel.
+func sobel(l func(x, y int) float64, x, y int) float64 {
+	gx := l(x+1, y-1) + 2*l(x+1, y) + l(x+1, y+1) - l(x-1, y-1) - 2*l(x-1, y) - l(x-1, y+1)
+	gy := l(x-1, y+1) + 2*l(x, y+1) + l(x+1, y+1) - l(x-1, y-1) - 2*l(x, y-1) - l(x+1, y-1)
+	return math.Hypot(gx, gy)
+}
+
+func iou(a, b image.Rectangle) float64 {
+	in := a.Intersect(b)
+	if in.Empty() {
+		return 0
+	}
+	ia := float64(in.Dx() * in.Dy())
+	return ia / (float64(a.Dx()*a.Dy()+b.Dx()*b.Dy()) - ia)
+}
+
+// rasterize returns the indices of the pixels whose centres lie inside the
+// polygon (even-odd rule), clipped to the frame.
+func rasterize(poly []image.Point, w, h int) []int32 {
+	var out []int32
+	if len(poly) < 3 {
+		return nil
+	}
+	var xs []float64
+	for y := 0; y < h; y++ {
+		cy := float64(y) + 0.5
+		xs = xs[:0]
+		for i := range poly {
+			a, b := poly[i], poly[(i+1)%len(poly)]
+			ay, by := float64(a.Y), float64(b.Y)
+			if (ay <= cy) == (by <= cy) {
+				continue
+			}
+			xs = append(xs, float64(a.X)+(cy-ay)/(by-ay)*float64(b.X-a.X))
+		}
+		slices.Sort(xs)
+		for i := 0; i+1 < len(xs); i += 2 {
+			x0 := max(int(math.Ceil(xs[i]-0.5)), 0)
+			x1 := min(int(math.Ceil(xs[i+1]-0.5)), w)
+			for x := x0; x < x1; x++ {
+				out = append(out, int32(y*w+x))
+			}
+		}
+	}
+	return out
+}
+
+func b2u(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
