@@ -2,23 +2,27 @@
 GO ?= go
 export CGO_ENABLED := 1
 
-.PHONY: all build demo test test-short deps vet fmt clean
+.PHONY: all build demo test test-short deps vet fmt clean ui faults
 
 all: build
 
 deps:
 	@hack/install-deps.sh
 
-build: deps
+# The web UI's front-end libraries from npm (Leaflet, ECharts), embedded into gridwatch-cloud.
+ui:
+	@hack/ui-assets.sh
+
+build: deps ui
 	@mkdir -p bin
 	$(GO) build -o bin/gridwatch-edge ./edge/cmd/gridwatch-edge
 	$(GO) build -o bin/gridwatch-cloud ./cloud/cmd/gridwatch-cloud
 
-demo: build
+demo: ui build
 	@hack/demo.sh
 
 # All tests, including the end-to-end test with a real RTSP server and Mosquitto.
-test: deps
+test: deps ui
 	hack/verify-gofmt.sh
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
@@ -26,6 +30,12 @@ test: deps
 # Pure-Go packages only: seconds, no OpenCV/libavcodec needed.
 test-short:
 	$(GO) test -short ./edge/wire/... ./edge/config/... ./edge/outbox/... ./cloud/...
+
+# Fault injection against real processes (Mosquitto, RTSP server, edge, cloud): one row per
+# scenario, then "faults: N scenarios, lost L, duplicate cases D". About 15 min; needs root
+# (tmpfs). `go run ./hack/faults --quick` for a shorter run while developing.
+faults: build
+	$(GO) run ./hack/faults
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -9,6 +9,7 @@ pkgs=(
   libavcodec-dev libavutil-dev libswscale-dev     # H.264 decode wrapper (edge/decode)
   ffmpeg                                          # scene simulator: H.264 encode to MPEG-TS
   mosquitto                                       # real broker for tests
+  chromium fonts-wqy-microhei                     # web UI tests: headless Chromium (chromedp), a CJK font for the Chinese pages
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
 )

@@ -65,53 +65,72 @@ var ErrUnknownFacility = errors.New("unknown facility")
 func (e *Engine) Apply(ctx context.Context, r wire.Report, raw []byte) (Outcome, error) {
 	now := e.now()
 	var out Outcome
-	var fac registry.Facility
-	coverish := r.Kind == wire.ReportCover || r.Kind == wire.ReportSensor && r.FacilityID != ""
-	if coverish {
-		var ok bool
-		if fac, ok = e.Registry.Facility(r.FacilityID); !ok {
-			return out, fmt.Errorf("facility_id %s: %w", r.FacilityID, ErrUnknownFacility)
-		}
+	fac, coverish, err := e.facility(r)
+	if err != nil {
+		return out, err
 	}
-	err := e.Store.Update(ctx, func(tx *store.Tx) error {
-		out = Outcome{}
-		inserted, err := tx.InsertReport(ctx, store.Report{
-			Device: r.Device, Seq: r.Seq, ReportID: r.ID, Phase: string(r.Phase), Kind: r.Kind,
-			FacilityID: r.FacilityID, State: r.State, ObservedAt: r.ObservedAt, ReceivedAt: now, Payload: raw,
-		})
+	err = e.Store.Update(ctx, func(tx *store.Tx) error {
+		inserted, err := tx.InsertReport(ctx, storedReport(r, raw, now))
 		if err != nil {
 			return err
 		}
-		if !inserted {
-			out.Duplicate = true
-			return nil
-		}
-		if !coverish {
-			return nil // occupation episodes and sensor alarms without a facility are kept, not filed
-		}
-		key := "cover:" + r.FacilityID
-		c, err := tx.OpenCase(ctx, key)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			if !hazard(r.State) || r.Phase == wire.PhaseEnd {
-				return nil // nothing wrong and nothing open: the report is kept, no case
-			}
-			c, err = e.newCoverCase(ctx, tx, r, fac, key, now)
-			if err != nil {
-				return err
-			}
-			out.Created = true
-		case err != nil:
-			return err
-		default:
-			if err := e.updateCoverCase(ctx, tx, &c, r, now); err != nil {
-				return err
-			}
-		}
-		out.CaseID = c.ID
-		return tx.LinkReport(ctx, r.Device, r.Seq, c.ID)
+		out, err = e.applyStored(ctx, tx, r, fac, coverish, inserted, now)
+		return err
 	})
 	return out, err
+}
+
+// facility finds the registered facility a report is about; coverish says
+// whether the report concerns one (and so may open or join its case).
+func (e *Engine) facility(r wire.Report) (fac registry.Facility, coverish bool, err error) {
+	coverish = r.Kind == wire.ReportCover || r.Kind == wire.ReportSensor && r.FacilityID != ""
+	if coverish {
+		var ok bool
+		if fac, ok = e.Registry.Facility(r.FacilityID); !ok {
+			return fac, coverish, fmt.Errorf("facility_id %s: %w", r.FacilityID, ErrUnknownFacility)
+		}
+	}
+	return fac, coverish, nil
+}
+
+func storedReport(r wire.Report, raw []byte, now time.Time) store.Report {
+	return store.Report{
+		Device: r.Device, Seq: r.Seq, ReportID: r.ID, Phase: string(r.Phase), Kind: r.Kind,
+		FacilityID: r.FacilityID, State: r.State, ObservedAt: r.ObservedAt, ReceivedAt: now, Payload: raw,
+	}
+}
+
+// applyStored gives a just-stored report (inserted false: already stored
+// before, a duplicate) its effect on cases.
+func (e *Engine) applyStored(ctx context.Context, tx *store.Tx, r wire.Report, fac registry.Facility, coverish, inserted bool, now time.Time) (Outcome, error) {
+	if !inserted {
+		return Outcome{Duplicate: true}, nil
+	}
+	if !coverish {
+		return Outcome{}, nil // occupation episodes and sensor alarms without a facility are kept, not filed
+	}
+	var out Outcome
+	key := "cover:" + r.FacilityID
+	c, err := tx.OpenCase(ctx, key)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if !hazard(r.State) || r.Phase == wire.PhaseEnd {
+			return out, nil // nothing wrong and nothing open: the report is kept, no case
+		}
+		c, err = e.newCoverCase(ctx, tx, r, fac, key, now)
+		if err != nil {
+			return out, err
+		}
+		out.Created = true
+	case err != nil:
+		return out, err
+	default:
+		if err := e.updateCoverCase(ctx, tx, &c, r, now); err != nil {
+			return out, err
+		}
+	}
+	out.CaseID = c.ID
+	return out, tx.LinkReport(ctx, r.Device, r.Seq, c.ID)
 }
 
 func hazard(state string) bool {

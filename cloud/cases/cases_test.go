@@ -13,6 +13,7 @@ import (
 	"github.com/gridwatch/gridwatch/cloud/cases"
 	"github.com/gridwatch/gridwatch/cloud/registry"
 	"github.com/gridwatch/gridwatch/cloud/store"
+	"github.com/gridwatch/gridwatch/cloud/store/storetest"
 	"github.com/gridwatch/gridwatch/edge/wire"
 )
 
@@ -24,15 +25,14 @@ const (
 
 var now = time.Date(2026, 11, 27, 12, 20, 3, 0, time.UTC)
 
+// backend is the database newEngine opens (the *Postgres variants of the
+// tests set it).
+var backend = "sqlite"
+
 func newEngine(t *testing.T) *cases.Engine {
 	t.Helper()
-	s, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "gridwatch.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
 	return &cases.Engine{
-		Store:    s,
+		Store:    storetest.Open(t, backend).Store,
 		Registry: registry.Demo(),
 		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now:      func() time.Time { return now },

@@ -98,6 +98,9 @@ func (e *Engine) category(c store.Case) (taxonomy.Category, error) {
 
 var defaultTaxonomy = sync.OnceValue(taxonomy.Default)
 
+// Categories is the taxonomy in force.
+func (e *Engine) Categories() *taxonomy.Taxonomy { return e.tax() }
+
 func (e *Engine) tax() *taxonomy.Taxonomy {
 	if e.Taxonomy == nil {
 		return defaultTaxonomy()
@@ -485,6 +488,11 @@ func (e *Engine) MarkOverdue(ctx context.Context) (int, error) {
 	}
 	for _, k := range tasks {
 		err := e.Store.Update(ctx, func(tx *store.Tx) error {
+			// Again inside the transaction: it may have been done meanwhile.
+			var err error
+			if k, err = tx.Task(ctx, k.ID); err != nil || k.Status != TaskOpen || k.Overdue {
+				return err
+			}
 			k.Overdue = true
 			if err := tx.SaveTask(ctx, k); err != nil {
 				return err

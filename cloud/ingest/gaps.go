@@ -14,6 +14,10 @@ type gaps struct {
 	devices map[string]*seqState
 	// retryAfter spaces replay requests for one device.
 	retryAfter time.Duration
+	// grace is how long a hole may stay open before a replay is asked for
+	// (0: at once). With a shared subscription another cloud process has the
+	// messages this one misses, and stores them a moment later.
+	grace time.Duration
 }
 
 type seqState struct {
@@ -21,6 +25,8 @@ type seqState struct {
 	above       map[uint64]bool
 	lastReplay  time.Time
 	replayedFor uint64
+	holeAt      uint64 // the hole at hw+1 first seen at holeSince
+	holeSince   time.Time
 }
 
 func newGaps(retryAfter time.Duration) *gaps {
@@ -62,12 +68,50 @@ func (g *gaps) see(device string, seq uint64, now time.Time) (hw uint64, moved b
 		}
 	}
 	if len(st.above) > 0 {
+		if st.holeAt != st.hw+1 {
+			st.holeAt, st.holeSince = st.hw+1, now
+		}
 		// A hole at hw+1. Ask again if nothing has closed it for a while,
-		// or at once if it is a new hole.
-		if st.replayedFor != st.hw+1 || now.Sub(st.lastReplay) >= g.retryAfter {
+		// or at once (after the grace) if it is a new hole.
+		if now.Sub(st.holeSince) >= g.grace && (st.replayedFor != st.hw+1 || now.Sub(st.lastReplay) >= g.retryAfter) {
 			st.replayedFor, st.lastReplay = st.hw+1, now
 			replayFrom = st.hw + 1
 		}
 	}
 	return st.hw, st.hw != old, replayFrom
+}
+
+// hole returns the first missing sequence number and the highest one seen
+// beyond it; ok is false when nothing is missing.
+func (g *gaps) hole(device string) (from, upTo uint64, ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	st := g.devices[device]
+	if st == nil || len(st.above) == 0 {
+		return 0, 0, false
+	}
+	for s := range st.above {
+		upTo = max(upTo, s)
+	}
+	return st.hw + 1, upTo, true
+}
+
+// due lists the devices whose hole has been open for the grace and for
+// which a replay is due, and notes the replay as asked for (see does the
+// same for the device of each message; due catches holes after which
+// nothing more arrives).
+func (g *gaps) due(now time.Time) []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []string
+	for d, st := range g.devices {
+		if len(st.above) == 0 || st.holeAt != st.hw+1 || now.Sub(st.holeSince) < g.grace {
+			continue
+		}
+		if st.replayedFor != st.hw+1 || now.Sub(st.lastReplay) >= g.retryAfter {
+			st.replayedFor, st.lastReplay = st.hw+1, now
+			out = append(out, d)
+		}
+	}
+	return out
 }

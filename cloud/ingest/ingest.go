@@ -8,9 +8,9 @@ package ingest
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,9 +49,24 @@ type Ingest struct {
 	Log       *slog.Logger
 	// ReplayRetry spaces repeated replay requests for the same hole (default 10 s).
 	ReplayRetry time.Duration
+	// Shared, when set, subscribes to reports as a member of this shared
+	// subscription group ($share/<Shared>/...), so that several cloud
+	// processes split them. Status and telemetry still come to every member
+	// (retained status is not sent to shared subscriptions), and a sequence
+	// hole is first looked up in the store, where the other members put theirs.
+	Shared string
+	// MaxBatch bounds the reports applied in one transaction (default DefaultMaxBatch).
+	MaxBatch int
+	// Workers apply reports side by side, each its own share of the covers
+	// (default DefaultWorkers).
+	Workers int
 
-	client mqtt.Client
-	gaps   *gaps
+	client   mqtt.Client
+	gaps     *gaps
+	queues   []chan queued
+	hwMu     sync.Mutex
+	hwMoved  map[string]uint64 // high-water marks not yet stored
+	hwStored time.Time         // when they were last stored
 
 	accepted, duplicates, dead, cases, telemetry, replays atomic.Uint64
 }
@@ -69,6 +84,7 @@ func (in *Ingest) Run(ctx context.Context) error {
 		in.ReplayRetry = 10 * time.Second
 	}
 	in.gaps = newGaps(in.ReplayRetry)
+	in.setupWorkers()
 	opts := mqtt.NewClientOptions().
 		AddBroker(in.BrokerURL).
 		SetClientID(in.ClientID).
@@ -79,10 +95,22 @@ func (in *Ingest) Run(ctx context.Context) error {
 		SetMaxReconnectInterval(5 * time.Second).
 		SetOrderMatters(true).
 		SetAutoAckDisabled(true)
+	if dial := dialerFor(in.BrokerURL); dial != nil {
+		opts.SetCustomOpenConnectionFn(dial)
+	}
+	handler := func(_ mqtt.Client, m mqtt.Message) { in.enqueue(ctx, m) }
+	// What the broker kept for our session arrives right after CONNACK, before
+	// the subscription below has re-added its route; paho drops a message that
+	// has no handler without acknowledging it, so the default must be ours.
+	opts.SetDefaultPublishHandler(handler)
 	opts.SetOnConnectHandler(func(c mqtt.Client) {
 		in.Log.Info("connected to broker", "broker", in.BrokerURL)
-		subs := map[string]byte{wire.ReportSubscription: 1, wire.StatusSubscription: 1, wire.TelemetrySubscription: 1}
-		if t := c.SubscribeMultiple(subs, func(_ mqtt.Client, m mqtt.Message) { in.handle(ctx, m) }); t.Wait() && t.Error() != nil {
+		reports := wire.ReportSubscription
+		if in.Shared != "" {
+			reports = "$share/" + in.Shared + "/" + reports
+		}
+		subs := map[string]byte{reports: 1, wire.StatusSubscription: 1, wire.TelemetrySubscription: 1}
+		if t := c.SubscribeMultiple(subs, handler); t.Wait() && t.Error() != nil {
 			in.Log.Error("subscribe failed", "err", t.Error())
 		}
 	})
@@ -91,12 +119,16 @@ func (in *Ingest) Run(ctx context.Context) error {
 	})
 	c := mqtt.NewClient(opts)
 	in.client = c
+	workers := in.startWorkers(ctx)
 	c.Connect() // with ConnectRetry the token completes only on success; the handler subscribes
 	<-ctx.Done()
 	c.Disconnect(500)
+	workers.Wait()
 	return ctx.Err()
 }
 
+// handle processes a status or telemetry message (reports go through the
+// workers' batches, batch.go) and acknowledges it.
 func (in *Ingest) handle(ctx context.Context, m mqtt.Message) {
 	defer m.Ack()
 	device, kind, err := wire.ParseTopic(m.Topic())
@@ -105,8 +137,6 @@ func (in *Ingest) handle(ctx context.Context, m mqtt.Message) {
 		return
 	}
 	switch kind {
-	case wire.KindReport:
-		in.handleReport(ctx, m, device)
 	case wire.KindTelemetry:
 		tm, err := wire.DecodeTelemetry(m.Payload())
 		if err != nil {
@@ -140,44 +170,6 @@ func (in *Ingest) handle(ctx context.Context, m mqtt.Message) {
 	}
 }
 
-func (in *Ingest) handleReport(ctx context.Context, m mqtt.Message, device string) {
-	r, err := wire.DecodeReport(m.Payload())
-	if err != nil {
-		in.deadLetter(ctx, m, err.Error())
-		return
-	}
-	if r.Device != device {
-		// A box may only publish as itself.
-		in.deadLetter(ctx, m, fmt.Sprintf("report claims device %q but was published on %q's topic", r.Device, device))
-		return
-	}
-	var out cases.Outcome
-	for attempt := 0; ; attempt++ {
-		out, err = in.Applier.Apply(ctx, r, m.Payload())
-		if err == nil || errors.Is(err, cases.ErrUnknownFacility) || attempt == 4 || ctx.Err() != nil {
-			break
-		}
-		in.Log.Warn("apply report failed, retrying", "device", device, "seq", r.Seq, "attempt", attempt+1, "err", err)
-		time.Sleep(time.Duration(100<<attempt) * time.Millisecond)
-	}
-	if err != nil {
-		in.deadLetter(ctx, m, "apply: "+err.Error())
-		return
-	}
-	in.track(ctx, device, r.Seq)
-	switch {
-	case out.Duplicate:
-		in.duplicates.Add(1)
-		in.Log.Debug("duplicate report ignored", "device", device, "seq", r.Seq)
-	default:
-		in.accepted.Add(1)
-		if out.Created {
-			in.cases.Add(1)
-			in.Log.Info("case opened", "case", out.CaseID, "device", device, "facility", r.FacilityID, "state", r.State)
-		}
-	}
-}
-
 // track notes that (device, seq) is stored and asks the box to replay when
 // sequence numbers are missing: the broker may have dropped them.
 func (in *Ingest) track(ctx context.Context, device string, seq uint64) {
@@ -190,19 +182,23 @@ func (in *Ingest) track(ctx context.Context, device string, seq uint64) {
 	}
 	hw, moved, from := in.gaps.see(device, seq, time.Now())
 	if moved {
-		if err := in.Sink.SetSeqHW(ctx, device, hw); err != nil {
-			in.Log.Error("store sequence high-water mark", "device", device, "err", err)
-		}
+		in.moved(device, hw)
 	}
-	if from == 0 {
-		return
+	if from != 0 && in.Shared != "" {
+		from = in.storedElsewhere(ctx, device)
 	}
+	if from != 0 {
+		in.askReplay(device, from, seq)
+	}
+}
+
+func (in *Ingest) askReplay(device string, from, received uint64) {
 	cmd := wire.Command{V: wire.Version, ID: fmt.Sprintf("replay-%s-%d-%d", device, from, time.Now().UnixMilli()),
 		Cmd: wire.CmdReplay, At: time.Now().UTC(), FromSeq: from}
 	b, _ := json.Marshal(cmd)
 	in.replays.Add(1)
-	in.Log.Warn("sequence gap: asking the box to replay", "device", device, "from_seq", from, "received", seq)
-	// Don't wait for the PUBACK here: we are on paho's message goroutine.
+	in.Log.Warn("sequence gap: asking the box to replay", "device", device, "from_seq", from, "received", received)
+	// Don't wait for the PUBACK: ingest must go on with the next messages.
 	in.client.Publish(wire.Topic(device, wire.KindCommand), 1, false, b)
 }
 

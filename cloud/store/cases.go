@@ -92,6 +92,8 @@ type Report struct {
 // Tx is a transaction; all of one report's effects commit together.
 type Tx struct {
 	tx *sql.Tx
+	s  *Store
+	b  *batch // deferred writes, inside Store.Batch only
 }
 
 // Update runs fn in a transaction, committing if it returns nil.
@@ -100,21 +102,37 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return err
 	}
-	if err := fn(&Tx{tx: tx}); err != nil {
+	if err := fn(&Tx{tx: tx, s: s}); err != nil {
 		tx.Rollback()
 		return err
 	}
 	return tx.Commit()
 }
 
+func (t *Tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, t.s.rebind(q), args...)
+}
+
+func (t *Tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(ctx, t.s.rebind(q), args...)
+}
+
+func (t *Tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, t.s.rebind(q), args...)
+}
+
 // InsertReport stores a report unless (device, seq) is already stored;
 // inserted is false for a duplicate, which the caller then ignores.
 func (t *Tx) InsertReport(ctx context.Context, r Report) (inserted bool, err error) {
-	res, err := t.tx.ExecContext(ctx, `INSERT INTO reports
-		(device, seq, report_id, phase, kind, facility_id, state, observed_at, received_at, payload)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device, seq) DO NOTHING`,
+	return t.insertReport(ctx, r, sql.NullInt64{})
+}
+
+func (t *Tx) insertReport(ctx context.Context, r Report, caseID sql.NullInt64) (inserted bool, err error) {
+	res, err := t.exec(ctx, `INSERT INTO reports
+		(device, seq, report_id, phase, kind, facility_id, state, observed_at, received_at, payload, case_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device, seq) DO NOTHING`,
 		r.Device, int64(r.Seq), r.ReportID, r.Phase, r.Kind, r.FacilityID, r.State,
-		fmtTime(r.ObservedAt), fmtTime(r.ReceivedAt), string(r.Payload))
+		fmtTime(r.ObservedAt), fmtTime(r.ReceivedAt), string(r.Payload), caseID)
 	if err != nil {
 		return false, fmt.Errorf("insert report %s/%d: %w", r.Device, r.Seq, err)
 	}
@@ -124,41 +142,75 @@ func (t *Tx) InsertReport(ctx context.Context, r Report) (inserted bool, err err
 
 // LinkReport records which case a report joined.
 func (t *Tx) LinkReport(ctx context.Context, device string, seq uint64, caseID int64) error {
-	_, err := t.tx.ExecContext(ctx, `UPDATE reports SET case_id = ? WHERE device = ? AND seq = ?`, caseID, device, int64(seq))
+	if t.b.link(device, int64(seq), caseID) {
+		return nil
+	}
+	_, err := t.exec(ctx, `UPDATE reports SET case_id = ? WHERE device = ? AND seq = ?`, caseID, device, int64(seq))
 	return err
 }
 
 // closedStatuses are the statuses in which a case no longer collects reports.
 const closedStatuses = `('closed', 'voided', 'rejected')`
 
-// OpenCase returns the open case of an incident, or ErrNotFound.
+// OpenCase returns the open case of an incident, or ErrNotFound. On
+// PostgreSQL it first locks the incident for the rest of the transaction, so
+// that two transactions (or two cloud processes) cannot both find no open
+// case and open one each.
+//
+// Locking on PostgreSQL: every transaction that writes a case or its tasks
+// first takes the incident's lock (OpenCase, LoadOpenCases, and Case, Task
+// and Tasks through the case), so read-modify-write never loses an update
+// and, the lock being taken before any row, transactions cannot deadlock on
+// one incident. SQLite runs one transaction at a time.
 func (t *Tx) OpenCase(ctx context.Context, incidentKey string) (Case, error) {
-	row := t.tx.QueryRowContext(ctx, `SELECT `+caseColumns+` FROM cases
+	if c, ok, err := t.b.openCase(incidentKey); ok {
+		return c, err
+	}
+	if err := t.flushCases(ctx); err != nil {
+		return Case{}, err
+	}
+	if t.s.pg {
+		if _, err := t.exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`, incidentKey); err != nil {
+			return Case{}, fmt.Errorf("lock incident %s: %w", incidentKey, err)
+		}
+	}
+	row := t.queryRow(ctx, `SELECT `+caseColumns+` FROM cases
 		WHERE incident_key = ? AND status NOT IN `+closedStatuses+` ORDER BY id DESC LIMIT 1`, incidentKey)
-	return scanCase(row)
+	c, err := scanCase(row)
+	switch {
+	case err == nil:
+		t.b.cache(c)
+		t.b.opened(incidentKey, c.ID)
+	case errors.Is(err, ErrNotFound):
+		t.b.opened(incidentKey, 0)
+	}
+	return c, err
 }
 
 // CreateCase inserts c and sets c.ID.
 func (t *Tx) CreateCase(ctx context.Context, c *Case) error {
-	res, err := t.tx.ExecContext(ctx, `INSERT INTO cases (incident_key, status, source, category, category_name,
+	err := t.queryRow(ctx, `INSERT INTO cases (incident_key, status, source, category, category_name,
 		facility_id, owner_department, owner_name, grid_cell, street, street_name, street_office, lat, lon,
 		device, camera, detection_state, confidence, evidence_sha256, restored_at, created_at, updated_at,
 		area_class, urgent, deadline, closed_at, hold_from, reworks)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		c.IncidentKey, c.Status, c.Source, c.Category, c.CategoryName, c.FacilityID, c.OwnerDepartment,
 		c.OwnerName, c.GridCell, c.Street, c.StreetName, c.StreetOffice, c.Lat, c.Lon, c.Device, c.Camera,
 		c.DetectionState, c.Confidence, c.EvidenceSHA256, fmtTime(c.RestoredAt), fmtTime(c.CreatedAt), fmtTime(c.UpdatedAt),
-		c.AreaClass, c.Urgent, fmtTime(c.Deadline), fmtTime(c.ClosedAt), c.HoldFrom, c.Reworks)
+		c.AreaClass, b2i(c.Urgent), fmtTime(c.Deadline), fmtTime(c.ClosedAt), c.HoldFrom, c.Reworks).Scan(&c.ID)
 	if err != nil {
 		return fmt.Errorf("create case: %w", err)
 	}
-	c.ID, err = res.LastInsertId()
-	return err
+	t.b.created(*c)
+	return nil
 }
 
 // SaveCase writes back the mutable fields of an existing case.
 func (t *Tx) SaveCase(ctx context.Context, c Case) error {
-	res, err := t.tx.ExecContext(ctx, `UPDATE cases SET status = ?, detection_state = ?, confidence = ?,
+	if t.b.save(c) {
+		return nil
+	}
+	res, err := t.exec(ctx, `UPDATE cases SET status = ?, detection_state = ?, confidence = ?,
 		evidence_sha256 = ?, restored_at = ?, updated_at = ?, owner_department = ?, owner_name = ?,
 		deadline = ?, closed_at = ?, hold_from = ?, reworks = ? WHERE id = ?`,
 		c.Status, c.DetectionState, c.Confidence, c.EvidenceSHA256, fmtTime(c.RestoredAt), fmtTime(c.UpdatedAt),
@@ -174,7 +226,11 @@ func (t *Tx) SaveCase(ctx context.Context, c Case) error {
 
 // AddEvent appends to a case's log.
 func (t *Tx) AddEvent(ctx context.Context, e Event) error {
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO case_events (case_id, at, actor, action, note, evidence)
+	if t.b != nil {
+		t.b.events = append(t.b.events, e)
+		return nil
+	}
+	_, err := t.exec(ctx, `INSERT INTO case_events (case_id, at, actor, action, note, evidence)
 		VALUES (?, ?, ?, ?, ?, ?)`, e.CaseID, fmtTime(e.At), e.Actor, e.Action, e.Note, e.Evidence)
 	if err != nil {
 		return fmt.Errorf("add event to case %d: %w", e.CaseID, err)
@@ -184,7 +240,7 @@ func (t *Tx) AddEvent(ctx context.Context, e Event) error {
 
 // Cases lists cases, newest first.
 func (s *Store) Cases(ctx context.Context, limit int) ([]Case, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+caseColumns+` FROM cases ORDER BY id DESC LIMIT ?`, limit)
+	rows, err := s.query(ctx, `SELECT `+caseColumns+` FROM cases ORDER BY id DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -202,12 +258,12 @@ func (s *Store) Cases(ctx context.Context, limit int) ([]Case, error) {
 
 // Case returns one case.
 func (s *Store) Case(ctx context.Context, id int64) (Case, error) {
-	return scanCase(s.db.QueryRowContext(ctx, `SELECT `+caseColumns+` FROM cases WHERE id = ?`, id))
+	return scanCase(s.queryRow(ctx, `SELECT `+caseColumns+` FROM cases WHERE id = ?`, id))
 }
 
 // Events returns a case's log in order.
 func (s *Store) Events(ctx context.Context, caseID int64) ([]Event, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, case_id, at, actor, action, note, evidence
+	rows, err := s.query(ctx, `SELECT id, case_id, at, actor, action, note, evidence
 		FROM case_events WHERE case_id = ? ORDER BY id`, caseID)
 	if err != nil {
 		return nil, err
@@ -253,7 +309,7 @@ func scanCase(r scanner) (Case, error) {
 
 // DeadLetter keeps a refused message and why it was refused.
 func (s *Store) DeadLetter(ctx context.Context, topic string, payload []byte, reason string) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO dead_letters (received_at, topic, reason, payload) VALUES (?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO dead_letters (received_at, topic, reason, payload) VALUES (?, ?, ?, ?)`,
 		fmtTime(time.Now()), topic, reason, payload)
 	return err
 }
@@ -261,14 +317,14 @@ func (s *Store) DeadLetter(ctx context.Context, topic string, payload []byte, re
 // DeadLetterCount returns how many messages were refused.
 func (s *Store) DeadLetterCount(ctx context.Context) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM dead_letters`).Scan(&n)
+	err := s.queryRow(ctx, `SELECT COUNT(*) FROM dead_letters`).Scan(&n)
 	return n, err
 }
 
 // ReportCount returns how many reports were accepted.
 func (s *Store) ReportCount(ctx context.Context) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM reports`).Scan(&n)
+	err := s.queryRow(ctx, `SELECT COUNT(*) FROM reports`).Scan(&n)
 	return n, err
 }
 
@@ -288,17 +344,17 @@ type Device struct {
 
 // SetDeviceStatus records a retained status message.
 func (s *Store) SetDeviceStatus(ctx context.Context, d Device) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO devices (device, online, status_at, last_seen, software, config_ver)
+	_, err := s.exec(ctx, `INSERT INTO devices (device, online, status_at, last_seen, software, config_ver)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device) DO UPDATE SET online = excluded.online,
 		status_at = excluded.status_at, last_seen = excluded.last_seen, software = excluded.software,
 		config_ver = excluded.config_ver`,
-		d.Device, d.Online, fmtTime(d.StatusAt), fmtTime(d.LastSeen), d.Software, d.ConfigVer)
+		d.Device, b2i(d.Online), fmtTime(d.StatusAt), fmtTime(d.LastSeen), d.Software, d.ConfigVer)
 	return err
 }
 
 // Devices lists known boxes.
 func (s *Store) Devices(ctx context.Context) ([]Device, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT device, online, status_at, last_seen, software, config_ver,
+	rows, err := s.query(ctx, `SELECT device, online, status_at, last_seen, software, config_ver,
 		COALESCE((SELECT MAX(seq) FROM reports r WHERE r.device = d.device), 0), seq_hw, telemetry
 		FROM devices d ORDER BY device`)
 	if err != nil {
@@ -328,7 +384,7 @@ func (s *Store) Devices(ctx context.Context) ([]Device, error) {
 
 // SetTelemetry keeps a device's latest telemetry and marks it seen.
 func (s *Store) SetTelemetry(ctx context.Context, device string, at time.Time, raw []byte) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO devices (device, online, status_at, last_seen, telemetry)
+	_, err := s.exec(ctx, `INSERT INTO devices (device, online, status_at, last_seen, telemetry)
 		VALUES (?, 1, ?, ?, ?) ON CONFLICT (device) DO UPDATE SET last_seen = excluded.last_seen,
 		telemetry = excluded.telemetry`, device, fmtTime(at), fmtTime(at), string(raw))
 	return err
@@ -337,7 +393,7 @@ func (s *Store) SetTelemetry(ctx context.Context, device string, at time.Time, r
 // SeqHW returns a device's sequence high-water mark (0 if unknown).
 func (s *Store) SeqHW(ctx context.Context, device string) (uint64, error) {
 	var hw int64
-	err := s.db.QueryRowContext(ctx, `SELECT seq_hw FROM devices WHERE device = ?`, device).Scan(&hw)
+	err := s.queryRow(ctx, `SELECT seq_hw FROM devices WHERE device = ?`, device).Scan(&hw)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -347,8 +403,11 @@ func (s *Store) SeqHW(ctx context.Context, device string) (uint64, error) {
 // SetSeqHW records a device's sequence high-water mark; it never goes down.
 func (s *Store) SetSeqHW(ctx context.Context, device string, hw uint64) error {
 	now := fmtTime(time.Now())
-	_, err := s.db.ExecContext(ctx, `INSERT INTO devices (device, online, status_at, last_seen, seq_hw)
-		VALUES (?, 1, ?, ?, ?) ON CONFLICT (device) DO UPDATE SET seq_hw = MAX(seq_hw, excluded.seq_hw)`,
-		device, now, now, int64(hw))
+	_, err := s.exec(ctx, s.setSeqHWQuery(), device, now, now, int64(hw))
 	return err
+}
+
+func (s *Store) setSeqHWQuery() string {
+	return `INSERT INTO devices (device, online, status_at, last_seen, seq_hw)
+		VALUES (?, 1, ?, ?, ?) ON CONFLICT (device) DO UPDATE SET seq_hw = ` + s.greatest() + `(devices.seq_hw, excluded.seq_hw)`
 }

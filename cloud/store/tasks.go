@@ -11,27 +11,48 @@ import (
 
 // Case reads a case inside a transaction.
 func (t *Tx) Case(ctx context.Context, id int64) (Case, error) {
-	return scanCase(t.tx.QueryRowContext(ctx, `SELECT `+caseColumns+` FROM cases WHERE id = ?`, id))
+	if c, ok := t.b.caseByID(id); ok {
+		return c, nil
+	}
+	// Not in memory: then not saved in this batch either, so nothing to flush.
+	if err := t.lockCase(ctx, id); err != nil {
+		return Case{}, err
+	}
+	c, err := scanCase(t.queryRow(ctx, `SELECT `+caseColumns+` FROM cases WHERE id = ?`+t.s.forUpdate(), id))
+	if err == nil {
+		t.b.cache(c)
+	}
+	return c, err
+}
+
+// lockCase takes the lock of a case's incident on PostgreSQL (see OpenCase).
+func (t *Tx) lockCase(ctx context.Context, caseID int64) error {
+	if !t.s.pg {
+		return nil
+	}
+	if _, err := t.exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(incident_key, 0)) FROM cases WHERE id = ?`, caseID); err != nil {
+		return fmt.Errorf("lock case %d: %w", caseID, err)
+	}
+	return nil
 }
 
 // CreateTask inserts k and sets k.ID.
 func (t *Tx) CreateTask(ctx context.Context, k *Task) error {
-	res, err := t.tx.ExecContext(ctx, `INSERT INTO tasks (case_id, dept, role, status, created_at, deadline,
-		done_at, note, photo, extension_h, ext_request, overdue) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	err := t.queryRow(ctx, `INSERT INTO tasks (case_id, dept, role, status, created_at, deadline,
+		done_at, note, photo, extension_h, ext_request, overdue) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		k.CaseID, k.Dept, k.Role, k.Status, fmtTime(k.CreatedAt), fmtTime(k.Deadline), fmtTime(k.DoneAt),
-		k.Note, k.Photo, k.ExtensionH, k.ExtRequest, k.Overdue)
+		k.Note, k.Photo, k.ExtensionH, k.ExtRequest, b2i(k.Overdue)).Scan(&k.ID)
 	if err != nil {
 		return fmt.Errorf("create task for case %d: %w", k.CaseID, err)
 	}
-	k.ID, err = res.LastInsertId()
-	return err
+	return nil
 }
 
 // SaveTask writes back a task's mutable fields.
 func (t *Tx) SaveTask(ctx context.Context, k Task) error {
-	res, err := t.tx.ExecContext(ctx, `UPDATE tasks SET status = ?, deadline = ?, done_at = ?, note = ?, photo = ?,
+	res, err := t.exec(ctx, `UPDATE tasks SET status = ?, deadline = ?, done_at = ?, note = ?, photo = ?,
 		extension_h = ?, ext_request = ?, overdue = ? WHERE id = ?`,
-		k.Status, fmtTime(k.Deadline), fmtTime(k.DoneAt), k.Note, k.Photo, k.ExtensionH, k.ExtRequest, k.Overdue, k.ID)
+		k.Status, fmtTime(k.Deadline), fmtTime(k.DoneAt), k.Note, k.Photo, k.ExtensionH, k.ExtRequest, b2i(k.Overdue), k.ID)
 	if err != nil {
 		return fmt.Errorf("save task %d: %w", k.ID, err)
 	}
@@ -43,17 +64,26 @@ func (t *Tx) SaveTask(ctx context.Context, k Task) error {
 
 // Task reads one task inside a transaction.
 func (t *Tx) Task(ctx context.Context, id int64) (Task, error) {
-	return scanTask(t.tx.QueryRowContext(ctx, `SELECT `+taskColumns+` FROM tasks WHERE id = ?`, id))
+	if t.s.pg {
+		if _, err := t.exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(c.incident_key, 0))
+			FROM tasks AS k JOIN cases AS c ON c.id = k.case_id WHERE k.id = ?`, id); err != nil {
+			return Task{}, fmt.Errorf("lock the case of task %d: %w", id, err)
+		}
+	}
+	return scanTask(t.queryRow(ctx, `SELECT `+taskColumns+` FROM tasks WHERE id = ?`+t.s.forUpdate(), id))
 }
 
 // Tasks lists a case's tasks inside a transaction.
 func (t *Tx) Tasks(ctx context.Context, caseID int64) ([]Task, error) {
-	return queryTasks(ctx, t.tx, `SELECT `+taskColumns+` FROM tasks WHERE case_id = ? ORDER BY id`, caseID)
+	if err := t.lockCase(ctx, caseID); err != nil {
+		return nil, err
+	}
+	return queryTasks(ctx, t.tx, t.s.rebind(`SELECT `+taskColumns+` FROM tasks WHERE case_id = ? ORDER BY id`+t.s.forUpdate()), caseID)
 }
 
 // CaseTasks lists a case's tasks.
 func (s *Store) CaseTasks(ctx context.Context, caseID int64) ([]Task, error) {
-	return queryTasks(ctx, s.db, `SELECT `+taskColumns+` FROM tasks WHERE case_id = ? ORDER BY id`, caseID)
+	return queryTasks(ctx, s.db, s.rebind(`SELECT `+taskColumns+` FROM tasks WHERE case_id = ? ORDER BY id`), caseID)
 }
 
 // TaskFilter selects tasks; empty fields match everything.
@@ -68,21 +98,21 @@ func (s *Store) Tasks(ctx context.Context, f TaskFilter) ([]Task, error) {
 	if f.Limit <= 0 {
 		f.Limit = 500
 	}
-	return queryTasks(ctx, s.db, `SELECT `+taskColumns+` FROM tasks
-		WHERE (? = '' OR dept = ?) AND (? = '' OR status = ?) ORDER BY id DESC LIMIT ?`,
+	return queryTasks(ctx, s.db, s.rebind(`SELECT `+taskColumns+` FROM tasks
+		WHERE (? = '' OR dept = ?) AND (? = '' OR status = ?) ORDER BY id DESC LIMIT ?`),
 		f.Dept, f.Dept, f.Status, f.Status, f.Limit)
 }
 
 // OpenTasksDueBefore lists open tasks whose deadline is before t and that
 // are not yet marked overdue.
 func (s *Store) OpenTasksDueBefore(ctx context.Context, t time.Time) ([]Task, error) {
-	return queryTasks(ctx, s.db, `SELECT `+taskColumns+` FROM tasks
-		WHERE status = 'open' AND overdue = 0 AND deadline < ? ORDER BY deadline`, fmtTime(t))
+	return queryTasks(ctx, s.db, s.rebind(`SELECT `+taskColumns+` FROM tasks
+		WHERE status = 'open' AND overdue = 0 AND deadline < ? ORDER BY deadline`), fmtTime(t))
 }
 
 // CasesCreatedBetween lists the cases created in [from, to), for scoring.
 func (s *Store) CasesCreatedBetween(ctx context.Context, from, to time.Time) ([]Case, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+caseColumns+` FROM cases
+	rows, err := s.query(ctx, `SELECT `+caseColumns+` FROM cases
 		WHERE created_at >= ? AND created_at < ? ORDER BY id`, fmtTime(from), fmtTime(to))
 	if err != nil {
 		return nil, err
@@ -101,8 +131,8 @@ func (s *Store) CasesCreatedBetween(ctx context.Context, from, to time.Time) ([]
 
 // TasksCreatedBetween lists the tasks created in [from, to), for scoring.
 func (s *Store) TasksCreatedBetween(ctx context.Context, from, to time.Time) ([]Task, error) {
-	return queryTasks(ctx, s.db, `SELECT `+taskColumns+` FROM tasks
-		WHERE created_at >= ? AND created_at < ? ORDER BY id`, fmtTime(from), fmtTime(to))
+	return queryTasks(ctx, s.db, s.rebind(`SELECT `+taskColumns+` FROM tasks
+		WHERE created_at >= ? AND created_at < ? ORDER BY id`), fmtTime(from), fmtTime(to))
 }
 
 const taskColumns = `id, case_id, dept, role, status, created_at, deadline, done_at, note, photo,
@@ -149,7 +179,10 @@ func scanTask(r scanner) (Task, error) {
 func (t *Tx) OpenCasesNear(ctx context.Context, lat, lon, meters float64) ([]Case, error) {
 	dLat := meters / 111320
 	dLon := dLat / math.Max(0.01, math.Cos(lat*math.Pi/180))
-	rows, err := t.tx.QueryContext(ctx, `SELECT `+caseColumns+` FROM cases WHERE status NOT IN `+closedStatuses+`
+	if err := t.flushCases(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := t.query(ctx, `SELECT `+caseColumns+` FROM cases WHERE status NOT IN `+closedStatuses+`
 		AND lat BETWEEN ? AND ? AND lon BETWEEN ? AND ? ORDER BY id`, lat-dLat, lat+dLat, lon-dLon, lon+dLon)
 	if err != nil {
 		return nil, err

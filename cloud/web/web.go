@@ -29,6 +29,7 @@ type Server struct {
 	Engine   *cases.Engine
 	Users    *Users
 	Weights  cases.Weights // scoring weights (zero: cases.DefaultWeights)
+	Configs  ConfigPusher  // nil: config push unavailable
 	Log      *slog.Logger
 
 	app *fiber.App
@@ -92,13 +93,16 @@ func (s *Server) Handler() *fiber.App {
 	api.Get("/devices", s.listDevices)
 	api.Get("/tasks", s.listTasks)
 	api.Get("/scores", s.scores)
-	api.Get("/taxonomy", func(c *fiber.Ctx) error { return c.JSON(s.Engine.Taxonomy) })
+	api.Get("/taxonomy", func(c *fiber.Ctx) error { return c.JSON(s.Engine.Categories()) })
 	api.Get("/openapi.json", func(c *fiber.Ctx) error {
 		c.Type("json")
 		return c.Send(openapi)
 	})
 	s.workflowRoutes(api)
-	app.Get("/", s.casesPage)
+	api.Put("/devices/:id/config", s.Users.authenticated, s.putDeviceConfig)
+	s.uiRoutes(app)
+	app.Get("/", func(c *fiber.Ctx) error { return c.Redirect("/ui/map", fiber.StatusFound) })
+	app.Get("/cases", s.casesPage) // the plain list, no JavaScript
 	s.app = app
 	return app
 }

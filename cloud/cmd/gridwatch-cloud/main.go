@@ -20,6 +20,7 @@ import (
 	"github.com/gridwatch/gridwatch/cloud/broker"
 	"github.com/gridwatch/gridwatch/cloud/calendar"
 	"github.com/gridwatch/gridwatch/cloud/cases"
+	"github.com/gridwatch/gridwatch/cloud/command"
 	"github.com/gridwatch/gridwatch/cloud/evidence"
 	"github.com/gridwatch/gridwatch/cloud/ingest"
 	"github.com/gridwatch/gridwatch/cloud/registry"
@@ -73,6 +74,7 @@ func serve(ctx context.Context, args []string) error {
 	tokens := fs.String("tokens", "", "API tokens file (YAML: users with token, name, role, dept); empty uses the demo tokens")
 	taxFile := fs.String("taxonomy", "", "case categories file; empty uses the built-in table")
 	calFile := fs.String("calendar", "", "working-time calendar file; empty uses the built-in Beijing calendar")
+	pgDSN := fs.String("postgres", "", "PostgreSQL DSN (postgres://user@host:5432/db); empty uses SQLite in --data")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Parse(args)
 	var lv slog.Level
@@ -94,7 +96,13 @@ func serve(ctx context.Context, args []string) error {
 	d, st, cl, fa := reg.Counts()
 	log.Info("registry loaded", "departments", d, "streets", st, "grid_cells", cl, "facilities", fa)
 
-	db, err := store.OpenSQLite(ctx, filepath.Join(*dataDir, "gridwatch.db"))
+	var db *store.Store
+	var err error
+	if *pgDSN != "" {
+		db, err = store.OpenPostgres(ctx, *pgDSN)
+	} else {
+		db, err = store.OpenSQLite(ctx, filepath.Join(*dataDir, "gridwatch.db"))
+	}
 	if err != nil {
 		return err
 	}
@@ -136,7 +144,9 @@ func serve(ctx context.Context, args []string) error {
 	engine := &cases.Engine{Store: db, Registry: reg, Log: log.With("component", "cases"), Taxonomy: tax, Calendar: cal}
 	in := &ingest.Ingest{BrokerURL: url, ClientID: "gridwatch-cloud", Applier: engine, Sink: db,
 		Log: log.With("component", "ingest")}
-	srv := &web.Server{Store: db, Evidence: ev, Engine: engine, Users: users, Log: log.With("component", "web")}
+	cmds := command.Dial(url, "gridwatch-cloud-commands", log.With("component", "commands"))
+	defer cmds.Close()
+	srv := &web.Server{Store: db, Evidence: ev, Engine: engine, Users: users, Configs: cmds, Log: log.With("component", "web")}
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return in.Run(ctx) })
