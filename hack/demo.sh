@@ -57,7 +57,9 @@ say "[4/4] starting the edge agent (firmware-config/demo-box.yaml)"
 bin/gridwatch-edge run --config firmware-config/demo-box.yaml >"$D/edge.log" 2>&1 &
 pids+=($!)
 
-say "open http://$HTTP  — cases as JSON: curl -s http://$HTTP/api/v1/cases"
+say "open http://$HTTP (map) — verifier queue: http://$HTTP/ui/queue, sign in with token demo-verifier (A accepts)"
+say "big screen http://$HTTP/ui/screen · fleet http://$HTTP/ui/fleet · cases as JSON: curl -s http://$HTTP/api/v1/cases"
+say "or accept from the shell: curl -s -XPOST -H 'Authorization: Bearer demo-verifier' -d '{\"accept\":true}' http://$HTTP/api/v1/cases/1/verify"
 say "logs: $D/cloud.log $D/edge.log $D/rtsp.log"
 start=$SECONDS
 shown=0

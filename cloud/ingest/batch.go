@@ -265,6 +265,9 @@ func (in *Ingest) applied(ctx context.Context, q queued, out cases.Outcome, err 
 		in.Log.Debug("duplicate report ignored", "device", q.device, "seq", q.report.Seq)
 	default:
 		in.accepted.Add(1)
+		if r := q.report; in.OnDetection != nil && r.Phase == wire.PhaseNew {
+			in.OnDetection(q.device, r.Camera, r.Kind, r.State, r.ObservedAt)
+		}
 		if out.Created {
 			in.cases.Add(1)
 			in.Log.Info("case opened", "case", out.CaseID, "device", q.device, "facility", q.report.FacilityID, "state", q.report.State)

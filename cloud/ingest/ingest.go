@@ -47,6 +47,11 @@ type Ingest struct {
 	Applier   Applier
 	Sink      Sink
 	Log       *slog.Logger
+	// OnTelemetry and OnDetection, when set, see each stored telemetry
+	// message and each newly accepted new-phase report (telemetry history).
+	// They must not block.
+	OnTelemetry func(wire.Telemetry)
+	OnDetection func(device, camera, kind, state string, at time.Time)
 	// ReplayRetry spaces repeated replay requests for the same hole (default 10 s).
 	ReplayRetry time.Duration
 	// Shared, when set, subscribes to reports as a member of this shared
@@ -152,6 +157,9 @@ func (in *Ingest) handle(ctx context.Context, m mqtt.Message) {
 			return
 		}
 		in.telemetry.Add(1)
+		if in.OnTelemetry != nil {
+			in.OnTelemetry(tm)
+		}
 		in.track(ctx, device, tm.Seq)
 	case wire.KindStatus:
 		st, err := wire.DecodeStatus(m.Payload())

@@ -20,6 +20,7 @@ import (
 	"github.com/gridwatch/gridwatch/cloud/cases"
 	"github.com/gridwatch/gridwatch/cloud/evidence"
 	"github.com/gridwatch/gridwatch/cloud/store"
+	"github.com/gridwatch/gridwatch/cloud/telemetry"
 )
 
 // Server holds what the handlers need.
@@ -28,8 +29,9 @@ type Server struct {
 	Evidence *evidence.Store
 	Engine   *cases.Engine
 	Users    *Users
-	Weights  cases.Weights // scoring weights (zero: cases.DefaultWeights)
-	Configs  ConfigPusher  // nil: config push unavailable
+	Weights  cases.Weights      // scoring weights (zero: cases.DefaultWeights)
+	Configs  ConfigPusher       // nil: config push unavailable
+	History  *telemetry.History // nil: history answers 503 "needs InfluxDB"
 	Log      *slog.Logger
 
 	app *fiber.App
@@ -100,6 +102,7 @@ func (s *Server) Handler() *fiber.App {
 	})
 	s.workflowRoutes(api)
 	api.Put("/devices/:id/config", s.Users.authenticated, s.putDeviceConfig)
+	api.Get("/devices/:id/history", s.History.Handler())
 	s.uiRoutes(app)
 	app.Get("/", func(c *fiber.Ctx) error { return c.Redirect("/ui/map", fiber.StatusFound) })
 	app.Get("/cases", s.casesPage) // the plain list, no JavaScript

@@ -26,6 +26,7 @@ import (
 	"github.com/gridwatch/gridwatch/cloud/registry"
 	"github.com/gridwatch/gridwatch/cloud/store"
 	"github.com/gridwatch/gridwatch/cloud/taxonomy"
+	"github.com/gridwatch/gridwatch/cloud/telemetry"
 	"github.com/gridwatch/gridwatch/cloud/web"
 )
 
@@ -35,7 +36,10 @@ var commands = map[string]func(ctx context.Context, args []string) error{}
 
 const usage = `usage:
   gridwatch-cloud serve [--http 127.0.0.1:8080] [--mqtt-listen 127.0.0.1:1884 | --broker tcp://HOST:PORT]
-                        [--data DIR] [--registry DIR] [--log-level info]
+                        [--data DIR | --postgres DSN] [--registry DIR] [--tokens FILE]
+                        [--influx URL [--influx-db NAME]] [--taxonomy FILE] [--calendar FILE] [--log-level info]
+  gridwatch-cloud imagery eval|train|compare ...
+  gridwatch-cloud bench ingest [--json]
 `
 
 func main() {
@@ -74,6 +78,8 @@ func serve(ctx context.Context, args []string) error {
 	tokens := fs.String("tokens", "", "API tokens file (YAML: users with token, name, role, dept); empty uses the demo tokens")
 	taxFile := fs.String("taxonomy", "", "case categories file; empty uses the built-in table")
 	calFile := fs.String("calendar", "", "working-time calendar file; empty uses the built-in Beijing calendar")
+	influxURL := fs.String("influx", "", "InfluxDB 1.8 URL for telemetry history (e.g. http://127.0.0.1:8086); empty: no history")
+	influxDB := fs.String("influx-db", telemetry.DefaultDatabase, "InfluxDB database (retention policy autogen)")
 	pgDSN := fs.String("postgres", "", "PostgreSQL DSN (postgres://user@host:5432/db); empty uses SQLite in --data")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Parse(args)
@@ -144,9 +150,30 @@ func serve(ctx context.Context, args []string) error {
 	engine := &cases.Engine{Store: db, Registry: reg, Log: log.With("component", "cases"), Taxonomy: tax, Calendar: cal}
 	in := &ingest.Ingest{BrokerURL: url, ClientID: "gridwatch-cloud", Applier: engine, Sink: db,
 		Log: log.With("component", "ingest")}
+	var hist *telemetry.History
+	if *influxURL != "" {
+		tcfg := telemetry.Config{URL: *influxURL, Database: *influxDB, Token: os.Getenv("GRIDWATCH_INFLUX_TOKEN"),
+			Log: log.With("component", "telemetry")}
+		tw, err := telemetry.NewWriter(tcfg)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := tw.Close(); err != nil {
+				log.Warn("telemetry", "err", err)
+			}
+		}()
+		in.OnTelemetry, in.OnDetection = tw.Telemetry, tw.Detection
+		if hist, err = telemetry.NewHistory(tcfg); err != nil {
+			return err
+		}
+		defer hist.Close()
+	} else {
+		log.Info("no --influx: the fleet page shows current state only; history needs InfluxDB")
+	}
 	cmds := command.Dial(url, "gridwatch-cloud-commands", log.With("component", "commands"))
 	defer cmds.Close()
-	srv := &web.Server{Store: db, Evidence: ev, Engine: engine, Users: users, Configs: cmds, Log: log.With("component", "web")}
+	srv := &web.Server{Store: db, Evidence: ev, Engine: engine, Users: users, Configs: cmds, History: hist, Log: log.With("component", "web")}
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return in.Run(ctx) })
