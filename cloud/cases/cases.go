@@ -106,8 +106,11 @@ func (e *Engine) applyStored(ctx context.Context, tx *store.Tx, r wire.Report, f
 	if !inserted {
 		return Outcome{Duplicate: true}, nil
 	}
+	if r.Kind == wire.ReportOccupation {
+		return e.applyOccupation(ctx, tx, r, now)
+	}
 	if !coverish {
-		return Outcome{}, nil // occupation episodes and sensor alarms without a facility are kept, not filed
+		return Outcome{}, nil // sensor alarms without a facility (water, gas) are kept, not filed
 	}
 	var out Outcome
 	key := "cover:" + r.FacilityID

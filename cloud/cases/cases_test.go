@@ -320,16 +320,3 @@ func TestClosedCaseIsNotReopened(t *testing.T) {
 		t.Errorf("%d cases, want 2", len(cs))
 	}
 }
-
-func TestOccupationReportIsKeptWithoutCase(t *testing.T) {
-	e := newEngine(t)
-	r, raw := golden(t, "report-cover-new.json")
-	r.Kind, r.FacilityID, r.Zone, r.State = wire.ReportOccupation, "", "zone-1", "occupied"
-	out := apply(t, e, r, raw)
-	if out.Created || out.CaseID != 0 {
-		t.Errorf("Outcome = %+v, want no case", out)
-	}
-	if n, _ := e.Store.ReportCount(context.Background()); n != 1 {
-		t.Errorf("ReportCount = %d, want 1", n)
-	}
-}

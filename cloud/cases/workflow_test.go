@@ -278,3 +278,30 @@ func TestSensorAlarmOpensCoverCase(t *testing.T) {
 		t.Fatalf("sensor alarm: %+v %+v %v", out, c, err)
 	}
 }
+
+func TestOccupationEpisodeIsFiledAndClosedByTheCamera(t *testing.T) {
+	ctx := context.Background()
+	e := newEngine(t)
+	r, raw := golden(t, "report-cover-new.json")
+	occ := r
+	occ.Kind, occ.FacilityID, occ.Zone, occ.Rule, occ.State = "occupation", "", "lane-east", "no_parking", "occupied"
+	occ.Box, occ.Share, occ.ID = []int{10, 10, 50, 30}, 0.4, "cam1-ep-1"
+	if err := occ.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	out := apply(t, e, occ, raw)
+	c, _ := e.Store.Case(ctx, out.CaseID)
+	if !out.Created || c.Category != "0505" || c.Street != sanlitun || c.StreetOffice != sanlitunDept {
+		t.Fatalf("occupation case %+v", c)
+	}
+	c, err := e.Verify(ctx, c.ID, verifier, true, "")
+	if err != nil || c.OwnerDepartment != sanlitunDept {
+		t.Fatalf("verify: %+v %v (the street office owns street-order events)", c, err)
+	}
+	end := occ
+	end.Seq, end.Phase, end.State = occ.Seq+1, "end", "clear"
+	apply(t, e, end, raw)
+	if c, _ := e.Store.Case(ctx, out.CaseID); c.Status != cases.StatusClosed {
+		t.Fatalf("status %s after the camera saw the zone clear", c.Status)
+	}
+}

@@ -68,6 +68,22 @@ func TestAgentSensorsAndClips(t *testing.T) {
 	defer srv.Close()
 
 	reports := make(chan wire.Report, 100)
+	var occFPS float64 // the highest occupancy analysis rate telemetry reported
+	sub0 := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID("cloud-telemetry"))
+	sub0.Connect().Wait()
+	defer sub0.Disconnect(100)
+	sub0.Subscribe(wire.TelemetrySubscription, 1, func(_ paho.Client, m paho.Message) {
+		tm, err := wire.DecodeTelemetry(m.Payload())
+		if err != nil {
+			t.Errorf("agent sent invalid telemetry: %v", err)
+			return
+		}
+		mu.Lock()
+		for _, c := range tm.Cameras {
+			occFPS = max(occFPS, c.OccupancyFPS)
+		}
+		mu.Unlock()
+	}).Wait()
 	sub := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID("cloud"))
 	sub.Connect().Wait()
 	defer sub.Disconnect(100)
@@ -93,6 +109,9 @@ cameras:
     url: %s/cam1
     lat: 39.92195
     lon: 116.44352
+    frame: {w: 1280, h: 720}
+    zones:
+      - {id: lane-east, rule: keep_clear, dwell: 5s, polygon: [[760, 250], [1180, 250], [1180, 370], [760, 370]]}
     covers:
       - {facility_id: "1101050105000123", region: {x: 560, y: 430, w: 120, h: 60}}
       - {facility_id: "1101050102000456", region: {x: 300, y: 520, w: 100, h: 55}}
@@ -124,6 +143,9 @@ cameras:
 		select {
 		case r := <-reports:
 			switch {
+			case r.Kind == wire.ReportOccupation:
+				// Only passing traffic crosses the zone: it must not start an episode.
+				t.Errorf("occupation report from passing traffic: %+v", r)
 			case r.Kind == wire.ReportSensor && r.Phase == wire.PhaseNew:
 				sensorRep = &r
 			case r.Kind == wire.ReportCover && r.Phase == wire.PhaseNew:
@@ -151,6 +173,11 @@ cameras:
 	if clipRep.Evidence[0].ContentType != "video/mp4" || clipRep.Evidence[0].Bytes < 10000 {
 		t.Errorf("clip report %+v, want an MP4 for event %s", clipRep, missing.ID)
 	}
+	mu.Lock()
+	if occFPS < 1 {
+		t.Errorf("occupancy analysed %.1f pictures/s at best, want about 2 (it must really run)", occFPS)
+	}
+	mu.Unlock()
 	// Every piece of evidence a report names reaches the cloud.
 	want := map[string]bool{}
 	for _, r := range []*wire.Report{sensorRep, missing, clipRep} {

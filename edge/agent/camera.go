@@ -37,6 +37,7 @@ type camera struct {
 
 	// counters for telemetry
 	frames, keyframes, decodeNs, decodes, analysisNs, analyses atomic.Uint64
+	analysed                                                   atomic.Uint64 // pictures the occupancy detector saw
 
 	mu      sync.Mutex
 	enrol   map[string]bool               // covers to re-enrol on the next keyframe
@@ -89,12 +90,22 @@ func (c *camera) run(ctx context.Context) error {
 			return err
 		}
 	}
+	occ, err := newOccupation(c)
+	if err != nil {
+		return err
+	}
+	if occ != nil {
+		defer occ.close()
+	}
 	var last time.Time
 	st := rtsp.New(c.cfg.URL, c.log, rtsp.Options{})
 	c.stream.Store(st)
 	return st.Run(ctx, func(au rtsp.AccessUnit) {
 		c.frames.Add(1)
 		c.ring.Add(au)
+		if occ != nil {
+			occ.feed(ctx, au)
+		}
 		if !au.Keyframe {
 			return // never decode a frame nobody analyses
 		}

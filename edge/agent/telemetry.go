@@ -32,6 +32,7 @@ type telemetry struct {
 type camSample struct {
 	at                                   time.Time
 	frames, keyframes, bytes, reconnects uint64
+	analysed                             uint64
 	dropped                              uint64
 	decodeNs, decodes, analysisNs, anal  uint64
 }
@@ -78,7 +79,7 @@ func (t *telemetry) send(now time.Time) error {
 }
 
 func (t *telemetry) camera(c *camera, now time.Time) wire.CameraHealth {
-	cur := camSample{at: now, frames: c.frames.Load(), keyframes: c.keyframes.Load(),
+	cur := camSample{at: now, frames: c.frames.Load(), keyframes: c.keyframes.Load(), analysed: c.analysed.Load(),
 		decodeNs: c.decodeNs.Load(), decodes: c.decodes.Load(), analysisNs: c.analysisNs.Load(), anal: c.analyses.Load()}
 	h := wire.CameraHealth{Camera: c.cfg.ID, Grade: "down"}
 	if st := c.stream.Load(); st != nil {
@@ -96,6 +97,7 @@ func (t *telemetry) camera(c *camera, now time.Time) wire.CameraHealth {
 		return h
 	}
 	h.FPS = float64(cur.frames-prev.frames) / dt
+	h.OccupancyFPS = float64(cur.analysed-prev.analysed) / dt
 	h.BitrateKbps = float64(cur.bytes-prev.bytes) * 8 / 1000 / dt
 	if k := cur.keyframes - prev.keyframes; k > 0 {
 		h.KeyframeS = dt / float64(k)

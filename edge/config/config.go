@@ -67,6 +67,32 @@ type Camera struct {
 	Lon        float64    `yaml:"lon"`
 	CoverCheck CoverCheck `yaml:"cover_check"`
 	Covers     []Cover    `yaml:"covers"`
+	// Frame is the stream's resolution; required with zones, whose
+	// polygons are in these pixels.
+	Frame     Size      `yaml:"frame"`
+	Occupancy Occupancy `yaml:"occupancy"`
+	Zones     []Zone    `yaml:"zones"`
+}
+
+// Size is a frame size in pixels.
+type Size struct {
+	W int `yaml:"w"`
+	H int `yaml:"h"`
+}
+
+// Occupancy tunes the reduced-rate decoding road-occupation detection uses.
+type Occupancy struct {
+	FPS   float64 `yaml:"fps"`   // frames analysed per second (default 2)
+	Width int     `yaml:"width"` // analysis width in pixels (default 320)
+}
+
+// Zone is a no-occupation zone.
+type Zone struct {
+	ID       string        `yaml:"id"`
+	Rule     string        `yaml:"rule"` // keep_clear, no_vending, no_parking
+	Polygon  [][2]int      `yaml:"polygon"`
+	Dwell    time.Duration `yaml:"dwell"`
+	MinShare float64       `yaml:"min_share"`
 }
 
 // CoverCheck tunes the cover-state monitor.
@@ -155,6 +181,13 @@ func (c *Config) defaults() {
 		if cc.Confirm == 0 {
 			cc.Confirm = 3
 		}
+		oc := &c.Cameras[i].Occupancy
+		if oc.FPS == 0 {
+			oc.FPS = 2
+		}
+		if oc.Width == 0 {
+			oc.Width = 320
+		}
 	}
 }
 
@@ -207,6 +240,34 @@ func (c *Config) Validate() error {
 		}
 		if cam.CoverCheck.Confirm < 1 || cam.CoverCheck.Confirm > 100 {
 			return fmt.Errorf("%s.cover_check.confirm: %d is not in 1-100", f, cam.CoverCheck.Confirm)
+		}
+		if len(cam.Zones) > 0 && (cam.Frame.W < 16 || cam.Frame.H < 16) {
+			return fmt.Errorf("%s.frame: the stream's w and h are required with zones", f)
+		}
+		if cam.Occupancy.FPS <= 0 || cam.Occupancy.FPS > 25 || cam.Occupancy.Width < 64 || cam.Occupancy.Width > 1920 {
+			return fmt.Errorf("%s.occupancy: fps must be in (0, 25] and width in 64-1920", f)
+		}
+		zones := map[string]bool{}
+		for j, z := range cam.Zones {
+			g := fmt.Sprintf("%s.zones[%d]", f, j)
+			switch {
+			case !cameraIDRE.MatchString(z.ID) || zones[z.ID]:
+				return fmt.Errorf("%s.id: %q must be unique and 1-64 of [A-Za-z0-9_-]", g, z.ID)
+			case z.Rule != "keep_clear" && z.Rule != "no_vending" && z.Rule != "no_parking":
+				return fmt.Errorf("%s.rule: %q is not keep_clear, no_vending or no_parking", g, z.Rule)
+			case len(z.Polygon) < 3:
+				return fmt.Errorf("%s.polygon: needs at least 3 points", g)
+			case z.Dwell < time.Second:
+				return fmt.Errorf("%s.dwell: %v is shorter than 1s", g, z.Dwell)
+			case z.MinShare < 0 || z.MinShare > 1:
+				return fmt.Errorf("%s.min_share: %v is outside 0-1", g, z.MinShare)
+			}
+			for k, p := range z.Polygon {
+				if p[0] < 0 || p[1] < 0 || p[0] > cam.Frame.W || p[1] > cam.Frame.H {
+					return fmt.Errorf("%s.polygon[%d]: %v lies outside the %dx%d frame", g, k, p, cam.Frame.W, cam.Frame.H)
+				}
+			}
+			zones[z.ID] = true
 		}
 		for j, cv := range cam.Covers {
 			g := fmt.Sprintf("%s.covers[%d]", f, j)

@@ -36,7 +36,9 @@ type CameraHealth struct {
 	Dropped     uint64  `json:"dropped"`
 	DecodeMs    float64 `json:"decode_ms"`
 	AnalysisMs  float64 `json:"analysis_ms"`
-	Grade       string  `json:"grade"` // good, fair, poor, down
+	// OccupancyFPS is how many pictures a second the occupation detector analysed.
+	OccupancyFPS float64 `json:"occupancy_fps,omitempty"`
+	Grade        string  `json:"grade"` // good, fair, poor, down
 }
 
 // Validate names the first bad field.

@@ -135,6 +135,11 @@ type Report struct {
 	// cover report checked by the camera because a tilt sensor alarmed
 	// carries both kinds of evidence.
 	Sensor *SensorReading `json:"sensor,omitempty"`
+	// Occupation episodes: the zone's rule, the extent of what stays as
+	// [x, y, w, h] in full-frame pixels, and the share of the zone it covers.
+	Rule  string  `json:"rule,omitempty"`
+	Box   []int   `json:"box,omitempty"`
+	Share float64 `json:"share,omitempty"`
 }
 
 // Status is the retained online/offline message; the box's last will is the
@@ -192,6 +197,15 @@ func (r *Report) Validate() error {
 	case ReportOccupation:
 		if r.Zone == "" {
 			return errors.New("zone: required for occupation reports")
+		}
+		if r.Rule != "keep_clear" && r.Rule != "no_vending" && r.Rule != "no_parking" {
+			return fmt.Errorf("rule: %q is not keep_clear, no_vending or no_parking", r.Rule)
+		}
+		if len(r.Box) != 4 || r.Box[2] <= 0 || r.Box[3] <= 0 {
+			return errors.New("box: want [x, y, w, h] with w, h > 0")
+		}
+		if r.Share < 0 || r.Share > 1 {
+			return fmt.Errorf("share: %v is outside [0,1]", r.Share)
 		}
 	case ReportSensor:
 		if r.Sensor == nil {
