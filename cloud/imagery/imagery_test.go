@@ -45,14 +45,14 @@ func sharedData(t testing.TB, rel string) string {
 }
 
 // Pooled F1 measured when the models in models/imagery were committed
-// (manifest.json), minus 0.01 for floating-point and library drift.
+// (catalog.json), minus 0.01 for floating-point and library drift.
 const (
 	minF1DsifnOnLevir = 0.2900 - 0.01
 	minF1LevirOnDsifn = 0.3054 - 0.01
 )
 
 // The shipped cross-trained models must keep the F1 measured when they were
-// committed (see models/imagery/manifest.json) on the set they were NOT
+// committed (see models/imagery/catalog.json) on the set they were NOT
 // trained on; a regression in features, post-processing or loading fails here.
 func TestEvalCrossTrained(t *testing.T) {
 	tests := []struct {

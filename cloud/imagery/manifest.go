@@ -12,7 +12,7 @@ import (
 )
 
 // ManifestFile is the name of the manifest beside the model files.
-const ManifestFile = "manifest.json"
+const ManifestFile = "catalog.json"
 
 // Manifest lists the change models of a folder, each with the sha256 the
 // loader insists on and the metrics measured on data it was not trained on.
@@ -58,7 +58,7 @@ func MetricsOf(r *EvalResult, heldOut bool) Metrics {
 		HeldOut: heldOut}
 }
 
-// ReadManifest reads dir/manifest.json; a missing file is an empty manifest.
+// ReadManifest reads dir/catalog.json (several models, unlike the one-model manifests elsewhere under models/); a missing file is an empty manifest.
 func ReadManifest(dir string) (*Manifest, error) {
 	data, err := os.ReadFile(filepath.Join(dir, ManifestFile))
 	if errors.Is(err, os.ErrNotExist) {
