@@ -244,16 +244,7 @@ func (s *Store) Cases(ctx context.Context, limit int) ([]Case, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []Case
-	for rows.Next() {
-		c, err := scanCase(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return scanCases(rows)
 }
 
 // Case returns one case.

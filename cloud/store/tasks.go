@@ -117,16 +117,7 @@ func (s *Store) CasesCreatedBetween(ctx context.Context, from, to time.Time) ([]
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []Case
-	for rows.Next() {
-		c, err := scanCase(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return scanCases(rows)
 }
 
 // TasksCreatedBetween lists the tasks created in [from, to), for scoring.
@@ -187,14 +178,5 @@ func (t *Tx) OpenCasesNear(ctx context.Context, lat, lon, meters float64) ([]Cas
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []Case
-	for rows.Next() {
-		c, err := scanCase(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return scanCases(rows)
 }

@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gridwatch/gridwatch/edge/atomicfile"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -415,37 +416,8 @@ func (o *Outbox) remove(seq uint64) error {
 	return nil
 }
 
-// writeFile is writeFileSync; tests replace it to fill the disk.
-var writeFile = writeFileSync
-
-// writeFileSync writes name in dir atomically: temp file, fsync, rename, fsync dir.
-func writeFileSync(dir, name string, data []byte) error {
-	f, err := os.CreateTemp(dir, ".tmp-")
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), filepath.Join(dir, name)); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+// writeFile stores a message durably (atomicfile.Write); tests replace it
+// to fill the disk.
+var writeFile = func(dir, name string, data []byte) error {
+	return atomicfile.Write(filepath.Join(dir, name), data)
 }

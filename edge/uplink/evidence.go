@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/gridwatch/gridwatch/edge/atomicfile"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -40,7 +41,7 @@ func OpenEvidence(dir, cloudURL string, log *slog.Logger) (*Evidence, error) {
 func (e *Evidence) Save(data []byte, ext string) (string, error) {
 	h := sha256.Sum256(data)
 	sum := hex.EncodeToString(h[:])
-	if err := writeSync(filepath.Join(e.dir, sum+ext), data); err != nil {
+	if err := atomicfile.Write(filepath.Join(e.dir, sum+ext), data); err != nil {
 		return "", fmt.Errorf("save evidence: %w", err)
 	}
 	select {
@@ -122,24 +123,4 @@ func (e *Evidence) upload(ctx context.Context, name string) error {
 	}
 	e.log.Debug("evidence uploaded", "sha256", sum, "bytes", len(data))
 	return os.Remove(p)
-}
-
-func writeSync(path string, data []byte) error {
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
