@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -29,6 +30,8 @@ type Broker struct {
 	srv     *mqtt.Server
 	addr    string
 	dropped atomic.Int64
+
+	closeOnce sync.Once
 }
 
 // Start listens on addr ("host:port"; port 0 picks a free one) and serves
@@ -79,8 +82,12 @@ func (b *Broker) URL() string { return "tcp://" + b.addr }
 // Dropped counts QoS messages the broker gave up on.
 func (b *Broker) Dropped() int64 { return b.dropped.Load() }
 
-// Close stops the broker and disconnects every client.
-func (b *Broker) Close() error { return b.srv.Close() }
+// Close stops the broker and disconnects every client; closing twice is harmless.
+func (b *Broker) Close() error {
+	var err error
+	b.closeOnce.Do(func() { err = b.srv.Close() })
+	return err
+}
 
 // dropHook counts and logs what the broker drops, so nothing goes silently.
 type dropHook struct {

@@ -226,3 +226,16 @@ func TestCloseDisconnectsClients(t *testing.T) {
 		t.Errorf("%s still accepts connections after Close", b.Addr())
 	}
 }
+
+func TestCloseTwice(t *testing.T) {
+	b, err := broker.Start("127.0.0.1:0", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}

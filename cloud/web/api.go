@@ -120,10 +120,11 @@ func (s *Server) postReport(c *fiber.Ctx) error {
 }
 
 func (s *Server) listTasks(c *fiber.Ctx) error {
-	f := store.TaskFilter{Dept: c.Query("dept"), Status: c.Query("status"), Limit: c.QueryInt("limit", 500)}
-	if f.Limit < 1 || f.Limit > 5000 {
-		return fiber.NewError(fiber.StatusBadRequest, "limit: must be 1-5000")
+	limit, err := queryLimit(c, 500)
+	if err != nil {
+		return err
 	}
+	f := store.TaskFilter{Dept: c.Query("dept"), Status: c.Query("status"), Limit: limit}
 	ks, err := s.Store.Tasks(c.UserContext(), f)
 	if err != nil {
 		return err

@@ -124,9 +124,9 @@ func (s *Server) Listen(ctx context.Context, addr string) error {
 }
 
 func (s *Server) listCases(c *fiber.Ctx) error {
-	limit := c.QueryInt("limit", 200)
-	if limit < 1 || limit > 5000 {
-		return fiber.NewError(fiber.StatusBadRequest, "limit: must be 1-5000")
+	limit, err := queryLimit(c, 200)
+	if err != nil {
+		return err
 	}
 	cs, err := s.Store.Cases(c.UserContext(), limit)
 	if err != nil {
@@ -250,3 +250,16 @@ func strictJSON(b []byte, v any) error {
 
 //go:embed openapi.json
 var openapi []byte
+
+// queryLimit reads ?limit=, refusing what is not a number in 1-5000.
+func queryLimit(c *fiber.Ctx, def int) (int, error) {
+	v := c.Query("limit")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 5000 {
+		return 0, fiber.NewError(fiber.StatusBadRequest, "limit: must be a number in 1-5000")
+	}
+	return n, nil
+}

@@ -203,6 +203,7 @@ func TestListCasesLimit(t *testing.T) {
 		{"?limit=-1", 400, 0},
 		{"?limit=5001", 400, 0},
 		{"?limit=99999", 400, 0},
+		{"?limit=abc", 400, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
