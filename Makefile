@@ -2,7 +2,7 @@
 GO ?= go
 export CGO_ENABLED := 1
 
-.PHONY: all build demo test test-short deps vet fmt clean ui faults
+.PHONY: all build demo test test-short deps vet fmt clean ui faults influxdb
 
 all: build
 
@@ -22,7 +22,11 @@ demo: ui build
 	@hack/demo.sh
 
 # All tests, including the end-to-end test with a real RTSP server and Mosquitto.
-test: deps ui
+# InfluxDB 1.8.10 for the telemetry-history tests (built once with go install; skipped when present).
+influxdb:
+	@hack/influxdb.sh install
+
+test: deps ui influxdb
 	hack/verify-gofmt.sh
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
