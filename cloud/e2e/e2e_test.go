@@ -259,13 +259,17 @@ func TestMissingCoverBecomesCase(t *testing.T) {
 		t.Fatalf("verify: %v", got)
 	}
 	var detail struct {
-		Tasks []struct {
+		AnnotatedURL string `json:"annotated_url"`
+		Tasks        []struct {
 			ID   int64  `json:"id"`
 			Dept string `json:"dept"`
 			Role string `json:"role"`
 		} `json:"tasks"`
 	}
 	getJSON(t, base+fmt.Sprintf("/api/v1/cases/%d", c.ID), &detail)
+	if detail.AnnotatedURL == "" {
+		t.Error("the case detail has no annotated snapshot (the edge sends one with every report)")
+	}
 	depts := map[string]int64{}
 	for _, k := range detail.Tasks {
 		depts[k.Dept] = k.ID

@@ -402,3 +402,22 @@ func (s *Store) setSeqHWQuery() string {
 	return `INSERT INTO devices (device, online, status_at, last_seen, seq_hw)
 		VALUES (?, 1, ?, ?, ?) ON CONFLICT (device) DO UPDATE SET seq_hw = ` + s.greatest() + `(devices.seq_hw, excluded.seq_hw)`
 }
+
+// CaseReportPayloads returns the raw payloads of the reports that joined a
+// case, oldest first (their evidence lists name every file of the case).
+func (s *Store) CaseReportPayloads(ctx context.Context, caseID int64) ([][]byte, error) {
+	rows, err := s.query(ctx, `SELECT payload FROM reports WHERE case_id = ? ORDER BY received_at, seq`, caseID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, err
+		}
+		out = append(out, []byte(p))
+	}
+	return out, rows.Err()
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/gridwatch/gridwatch/cloud/evidence"
 	"github.com/gridwatch/gridwatch/cloud/store"
 	"github.com/gridwatch/gridwatch/cloud/telemetry"
+	"github.com/gridwatch/gridwatch/edge/wire"
 )
 
 // Server holds what the handlers need.
@@ -162,11 +163,31 @@ func (s *Server) getCase(c *fiber.Ctx) error {
 	if ks == nil {
 		ks = []store.Task{}
 	}
-	return c.JSON(struct {
-		CaseView
-		Tasks  []store.Task  `json:"tasks"`
-		Events []store.Event `json:"events"`
-	}{view(cs), ks, evs})
+	payloads, err := s.Store.CaseReportPayloads(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	d := caseDetail{CaseView: view(cs), Tasks: ks, Events: evs, Evidence: []wire.Evidence{}}
+	for _, p := range payloads {
+		var r wire.Report
+		if json.Unmarshal(p, &r) != nil {
+			continue
+		}
+		sameReport := false
+		for _, e := range r.Evidence {
+			sameReport = sameReport || e.SHA256 == cs.EvidenceSHA256
+		}
+		for _, e := range r.Evidence {
+			d.Evidence = append(d.Evidence, e)
+			switch {
+			case e.Kind == wire.EvidenceAnnotated && (sameReport || d.AnnotatedURL == ""):
+				d.AnnotatedURL = "/api/v1/evidence/" + e.SHA256
+			case e.Kind == wire.EvidenceClip && d.ClipURL == "":
+				d.ClipURL = "/api/v1/evidence/" + e.SHA256
+			}
+		}
+	}
+	return c.JSON(d)
 }
 
 func (s *Server) getEvidence(c *fiber.Ctx) error {
@@ -262,4 +283,15 @@ func queryLimit(c *fiber.Ctx, def int) (int, error) {
 		return 0, fiber.NewError(fiber.StatusBadRequest, "limit: must be a number in 1-5000")
 	}
 	return n, nil
+}
+
+// caseDetail is one case with everything behind it: tasks, the log, and
+// every evidence file its reports named (annotated snapshot and clip called out).
+type caseDetail struct {
+	CaseView
+	AnnotatedURL string          `json:"annotated_url,omitempty"`
+	ClipURL      string          `json:"clip_url,omitempty"`
+	Evidence     []wire.Evidence `json:"evidence"`
+	Tasks        []store.Task    `json:"tasks"`
+	Events       []store.Event   `json:"events"`
 }

@@ -90,6 +90,10 @@ func TestWorkflowOverHTTP(t *testing.T) {
 			t.Fatalf("%s: status %v, want %s", st.name, body["status"], st.status)
 		}
 	}
+	code, detail := call(t, s, "GET", p(""), "", "")
+	if ev, _ := detail["evidence"].([]any); code != 200 || len(ev) != 1 {
+		t.Fatalf("case detail evidence: %d %v, want the golden report's one snapshot", code, detail["evidence"])
+	}
 	// The tasks are visible per department; the owner reports the fix, the
 	// supervisor checks and closes.
 	ks, _ := s.Store.Tasks(context.Background(), store.TaskFilter{Dept: "dept-power"})
