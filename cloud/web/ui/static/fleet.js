@@ -5,6 +5,7 @@
 (function () {
   const GW = window.GW, $ = GW.$;
   const history = {}; // device → "none" | "ok", asked once per page
+  const historyData = {}; // device → the history JSON, redrawn after each re-render
 
   const bytes = (n) => {
     if (!n && n !== 0) return "–";
@@ -67,7 +68,11 @@
     $("#boxes-total").textContent = devices.length;
     $("#cams-online").textContent = camsOn;
     $("#cams-total").textContent = camsTotal;
-    for (const d of devices) askHistory(d.device);
+    for (const d of devices) {
+      askHistory(d.device);
+      const box = document.querySelector('[data-history="' + CSS.escape(d.device) + '"]');
+      if (box && historyData[d.device]) drawHistory(box, historyData[d.device]); // the page was re-rendered
+    }
     document.body.dataset.ready = "1";
   }
   const kv = (k, v, cls) => '<div class="kv ' + (cls || "") + '"><span>' + GW.esc(GW.t(k)) + "</span><b>" + GW.esc(v) + "</b></div>";
@@ -77,11 +82,31 @@
     if (history[device]) return;
     history[device] = "none";
     try {
-      await GW.get("/api/v1/devices/" + encodeURIComponent(device) + "/history");
+      const h = await GW.get("/api/v1/devices/" + encodeURIComponent(device) + "/history");
       history[device] = "ok";
-      const el = document.querySelector('[data-history="' + CSS.escape(device) + '"] .muted');
-      if (el) el.textContent = "";
-    } catch (e) { /* 404 until the InfluxDB work lands */ }
+      historyData[device] = h;
+      const box = document.querySelector('[data-history="' + CSS.escape(device) + '"]');
+      if (!box) return;
+      box.querySelector(".muted").textContent = "";
+      drawHistory(box, h);
+    } catch (e) { /* 503 without InfluxDB: the placeholder says so */ }
+  }
+
+  // fps per camera and the outbox depth over the history window (ECharts).
+  function drawHistory(box, h) {
+    if (!window.echarts) return;
+    const el = document.createElement("div");
+    el.className = "history-chart";
+    el.style.height = "160px";
+    box.appendChild(el);
+    const series = (h.cameras || []).map((c) => ({ name: c.camera + " fps", type: "line", showSymbol: false,
+      data: (c.fps || []).map((p) => [p.t, p.v]) }));
+    if (h.box && h.box.outbox_depth) {
+      series.push({ name: "outbox", type: "line", yAxisIndex: 1, showSymbol: false, data: h.box.outbox_depth.map((p) => [p.t, p.v]) });
+    }
+    echarts.init(el).setOption({ animation: false, tooltip: { trigger: "axis" }, legend: { top: 0 },
+      grid: { left: 40, right: 40, top: 28, bottom: 24 }, xAxis: { type: "time" },
+      yAxis: [{ type: "value", name: "fps" }, { type: "value", name: "outbox" }], series });
   }
 
   document.addEventListener("DOMContentLoaded", async () => {
