@@ -40,6 +40,7 @@ const usage = `usage:
                         [--influx URL [--influx-db NAME]] [--taxonomy FILE] [--calendar FILE] [--log-level info]
   gridwatch-cloud imagery eval|train|compare ...
   gridwatch-cloud bench ingest [--json]
+  gridwatch-cloud registry check DIR | export-demo DIR
 `
 
 func main() {
