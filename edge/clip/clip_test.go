@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/gridwatch/gridwatch/edge/h264"
 	"math"
 	"os"
 	"os/exec"
@@ -181,9 +182,9 @@ func sameSlices(t *testing.T, mp4 []byte, aus []rtsp.AccessUnit) {
 	}
 	var want [][]byte
 	for _, au := range aus {
-		want = append(want, slices(splitAnnexB(au.AnnexB))...)
+		want = append(want, slices(h264.NALUnits(au.AnnexB))...)
 	}
-	got := slices(splitAnnexB(b))
+	got := slices(h264.NALUnits(b))
 	if len(got) != len(want) {
 		t.Fatalf("%d slices in the clip, want %d", len(got), len(want))
 	}

@@ -2,6 +2,7 @@ package clip
 
 import (
 	"fmt"
+	"github.com/gridwatch/gridwatch/edge/h264"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,60 +45,13 @@ func encode(t testing.TB, width, height int, seconds float64, gop int, extra ...
 // same clock, all in session.
 func accessUnits(t testing.TB, stream []byte, start time.Time, session uint64) []rtsp.AccessUnit {
 	t.Helper()
-	var (
-		groups   [][][]byte
-		cur      [][]byte
-		seenVCL  bool
-		sps, pps []byte
-	)
-	flush := func() {
-		if len(cur) > 0 {
-			groups = append(groups, cur)
-		}
-		cur, seenVCL = nil, false
-	}
-	for _, n := range splitAnnexB(stream) {
-		switch typ := n[0] & 0x1f; {
-		case typ == 9:
-			flush()
-			continue // rtspv2 never hands us AUDs
-		case typ == 6 || typ == 7 || typ == 8:
-			if seenVCL {
-				flush()
-			}
-		case typ >= 1 && typ <= 5:
-			if seenVCL && len(n) > 1 && n[1]&0x80 != 0 { // first_mb_in_slice == 0
-				flush()
-			}
-			seenVCL = true
-		}
-		cur = append(cur, n)
-	}
-	flush()
 	const frame = 40 * time.Millisecond
-	var aus []rtsp.AccessUnit
-	for i, g := range groups {
-		key, hasSPS, hasPPS := false, false, false
-		for _, n := range g {
-			switch n[0] & 0x1f {
-			case 5:
-				key = true
-			case 7:
-				sps, hasSPS = n, true
-			case 8:
-				pps, hasPPS = n, true
-			}
-		}
-		var b []byte
-		if key && !hasSPS {
-			b = append(append(b, 0, 0, 0, 1), sps...)
-		}
-		if key && !hasPPS {
-			b = append(append(b, 0, 0, 0, 1), pps...)
-		}
-		for _, n := range g {
-			b = append(append(b, 0, 0, 0, 1), n...)
-		}
+	var (
+		aus    []rtsp.AccessUnit
+		params h264.Params
+	)
+	for i, g := range h264.AccessUnits(stream) {
+		b, key := params.Complete(g)
 		aus = append(aus, rtsp.AccessUnit{
 			Keyframe: key,
 			AnnexB:   b,

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/gridwatch/gridwatch/edge/h264"
 	"math"
 	"slices"
 	"time"
@@ -54,7 +55,7 @@ func muxMP4(units []unit) ([]byte, time.Duration, int, error) {
 		return nil, 0, 0, errors.New("clip: first unit is not a keyframe")
 	}
 	var spss, ppss [][]byte
-	for _, n := range splitAnnexB(units[0].data) {
+	for _, n := range h264.NALUnits(units[0].data) {
 		switch n[0] & 0x1f {
 		case nalSPS:
 			if !containsBytes(spss, n) {
@@ -82,7 +83,7 @@ func muxMP4(units []unit) ([]byte, time.Duration, int, error) {
 	var mdatSize int64
 	for _, u := range units {
 		s := sample{key: u.key, pts: u.pts}
-		for _, n := range splitAnnexB(u.data) {
+		for _, n := range h264.NALUnits(u.data) {
 			switch n[0] & 0x1f {
 			case nalAUD:
 				continue
@@ -365,38 +366,6 @@ func appendAVCC(b []byte, spss, ppss [][]byte) []byte {
 
 func containsBytes(set [][]byte, b []byte) bool {
 	return slices.ContainsFunc(set, func(s []byte) bool { return bytes.Equal(s, b) })
-}
-
-// splitAnnexB splits Annex-B into NAL units without start codes (aliasing b),
-// leaving out empty ones.
-func splitAnnexB(b []byte) [][]byte {
-	var nals [][]byte
-	start := -1
-	for i := 0; i+2 < len(b); {
-		if b[i+2] > 1 {
-			i += 3
-			continue
-		}
-		if b[i] == 0 && b[i+1] == 0 && b[i+2] == 1 {
-			if start >= 0 {
-				end := i
-				for end > start && b[end-1] == 0 { // the zero of a 4-byte start code
-					end--
-				}
-				if end > start {
-					nals = append(nals, b[start:end])
-				}
-			}
-			i += 3
-			start = i
-			continue
-		}
-		i++
-	}
-	if start >= 0 && start < len(b) {
-		nals = append(nals, b[start:])
-	}
-	return nals
 }
 
 // boxWriter builds ISO BMFF boxes in one buffer.

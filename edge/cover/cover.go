@@ -110,16 +110,7 @@ func (w *watched) setRef(crop gocv.Mat, ok bool) {
 // Enrol takes each cover's reference look from frame (BGR), assuming every
 // cover is in place in it.
 func (m *Monitor) Enrol(frame gocv.Mat) error {
-	return m.enrol(frame, true)
-}
-
-// enrol takes the reference look from frame for every cover, or with all
-// false only for covers not yet enrolled.
-func (m *Monitor) enrol(frame gocv.Mat, all bool) error {
 	for _, w := range m.covers {
-		if w.enrolled && !all {
-			continue
-		}
 		crop, err := normCrop(frame, w.Region)
 		if err != nil {
 			return fmt.Errorf("enrol %s: %w", w.FacilityID, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/gridwatch/gridwatch/edge/h264"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,73 +35,8 @@ func encode(t testing.TB, width, height, seconds int, extra ...string) []byte {
 	return b
 }
 
-// nalUnits splits Annex-B into NAL units without their start codes.
-func nalUnits(b []byte) [][]byte {
-	var nals [][]byte
-	start := -1
-	for i := 0; i+2 < len(b); {
-		if b[i] == 0 && b[i+1] == 0 && b[i+2] == 1 {
-			if start >= 0 {
-				end := i
-				for end > start && b[end-1] == 0 { // trailing zero of a 4-byte start code
-					end--
-				}
-				nals = append(nals, b[start:end])
-			}
-			i += 3
-			start = i
-			continue
-		}
-		i++
-	}
-	if start >= 0 && start < len(b) {
-		nals = append(nals, b[start:])
-	}
-	return nals
-}
-
-// accessUnits groups an elementary stream into access units (Annex-B, 4-byte
-// start codes). A new unit starts at an AUD, at SPS/PPS/SEI after a slice, or
-// at a slice whose first_mb_in_slice is 0 (first bit of the slice header set).
-func accessUnits(stream []byte) [][]byte {
-	var (
-		aus      [][]byte
-		cur      []byte
-		seenVCL  bool
-		startAUD = []byte{0, 0, 0, 1}
-	)
-	flush := func() {
-		if len(cur) > 0 {
-			aus = append(aus, cur)
-		}
-		cur, seenVCL = nil, false
-	}
-	for _, n := range nalUnits(stream) {
-		if len(n) == 0 {
-			continue
-		}
-		switch typ := n[0] & 0x1f; {
-		case typ == 9:
-			flush()
-		case typ == 6 || typ == 7 || typ == 8:
-			if seenVCL {
-				flush()
-			}
-		case typ >= 1 && typ <= 5:
-			if seenVCL && len(n) > 1 && n[1]&0x80 != 0 {
-				flush()
-			}
-			seenVCL = true
-		}
-		cur = append(cur, startAUD...)
-		cur = append(cur, n...)
-	}
-	flush()
-	return aus
-}
-
 func hasNAL(au []byte, typ byte) bool {
-	for _, n := range nalUnits(au) {
+	for _, n := range h264.NALUnits(au) {
 		if len(n) > 0 && n[0]&0x1f == typ {
 			return true
 		}
@@ -115,7 +51,7 @@ func keyframes(t testing.TB, stream []byte) [][]byte {
 	var sps, pps []byte
 	var out [][]byte
 	for _, au := range accessUnits(stream) {
-		for _, n := range nalUnits(au) {
+		for _, n := range h264.NALUnits(au) {
 			switch n[0] & 0x1f {
 			case 7:
 				sps = n
@@ -418,4 +354,13 @@ func BenchmarkDecode1080p(b *testing.B) {
 		frames += len(fs)
 	}
 	b.ReportMetric(float64(frames)/b.Elapsed().Seconds(), "frames/s")
+}
+
+// accessUnits groups an elementary stream into Annex-B access units.
+func accessUnits(stream []byte) [][]byte {
+	var aus [][]byte
+	for _, au := range h264.AccessUnits(stream) {
+		aus = append(aus, h264.AnnexB(au...))
+	}
+	return aus
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/gridwatch/gridwatch/edge/h264"
 	"io"
 	"os"
 	"os/exec"
@@ -268,94 +269,17 @@ func ffmpeg(ctx context.Context, args ...string) error {
 	return nil
 }
 
-// accessUnits splits an H.264 elementary stream into access units the way
-// edge/rtsp delivers them (Annex-B, SPS and PPS in front of every keyframe)
-// and returns the indexes of the keyframes. A unit starts at an AUD, at an
-// SEI or parameter set after a slice, or at a slice whose first_mb_in_slice
-// is 0.
+// accessUnits groups an elementary stream into Annex-B access units, SPS and
+// PPS in front of every keyframe as edge/rtsp delivers them; keys indexes
+// the keyframes.
 func accessUnits(stream []byte) (aus [][]byte, keys []int) {
-	var (
-		cur      [][]byte
-		seenVCL  bool
-		sps, pps []byte
-	)
-	flush := func() {
-		if len(cur) == 0 {
-			return
-		}
-		key, hasSPS, hasPPS := false, false, false
-		for _, n := range cur {
-			switch n[0] & 0x1f {
-			case 5:
-				key = true
-			case 7:
-				sps, hasSPS = n, true
-			case 8:
-				pps, hasPPS = n, true
-			}
-		}
-		var b []byte
-		if key && !hasSPS && sps != nil {
-			b = append(append(b, 0, 0, 0, 1), sps...)
-		}
-		if key && !hasPPS && pps != nil {
-			b = append(append(b, 0, 0, 0, 1), pps...)
-		}
-		for _, n := range cur {
-			b = append(append(b, 0, 0, 0, 1), n...)
-		}
+	var params h264.Params
+	for _, au := range h264.AccessUnits(stream) {
+		b, key := params.Complete(au)
 		if key {
 			keys = append(keys, len(aus))
 		}
 		aus = append(aus, b)
-		cur, seenVCL = nil, false
 	}
-	for _, n := range nalUnits(stream) {
-		switch typ := n[0] & 0x1f; {
-		case typ == 9:
-			flush()
-			continue
-		case typ == 6 || typ == 7 || typ == 8:
-			if seenVCL {
-				flush()
-			}
-		case typ >= 1 && typ <= 5:
-			if seenVCL && len(n) > 1 && n[1]&0x80 != 0 {
-				flush()
-			}
-			seenVCL = true
-		}
-		cur = append(cur, n)
-	}
-	flush()
 	return aus, keys
-}
-
-// nalUnits splits Annex-B into non-empty NAL units without start codes.
-func nalUnits(b []byte) [][]byte {
-	var nals [][]byte
-	start := -1
-	add := func(end int) {
-		for end > start && b[end-1] == 0 {
-			end--
-		}
-		if end > start {
-			nals = append(nals, b[start:end])
-		}
-	}
-	for i := 0; i+2 < len(b); {
-		if b[i] == 0 && b[i+1] == 0 && b[i+2] == 1 {
-			if start >= 0 {
-				add(i)
-			}
-			i += 3
-			start = i
-			continue
-		}
-		i++
-	}
-	if start >= 0 {
-		add(len(b))
-	}
-	return nals
 }
