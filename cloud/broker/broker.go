@@ -30,13 +30,33 @@ type Broker struct {
 	srv     *mqtt.Server
 	addr    string
 	dropped atomic.Int64
+	auth    *authHook // nil: anyone may connect and publish anywhere
 
 	closeOnce sync.Once
 }
 
 // Start listens on addr ("host:port"; port 0 picks a free one) and serves
-// until Close.
+// until Close. Anyone may connect and publish on any topic: for tests and
+// explicitly insecure development runs; StartAuth is the broker boxes use.
 func Start(addr string, log *slog.Logger) (*Broker, error) {
+	return start(addr, nil, log)
+}
+
+// StartAuth is Start with device identity: only the devices in auth and the
+// cloud's service identity may connect, and a box may publish and subscribe
+// only on its own topics (DeviceMay). Refusals are logged and counted
+// (Refusals).
+func StartAuth(addr string, auth Auth, log *slog.Logger) (*Broker, error) {
+	if auth.Devices == nil {
+		return nil, fmt.Errorf("embedded mqtt broker: no device credentials")
+	}
+	if auth.Service == "" || auth.ServicePassword == "" {
+		return nil, fmt.Errorf("embedded mqtt broker: the service identity needs a name and a password")
+	}
+	return start(addr, &auth, log)
+}
+
+func start(addr string, a *Auth, log *slog.Logger) (*Broker, error) {
 	// Bind first so that a port in use is a clear error here, not a log line
 	// from a goroutine.
 	ln, err := net.Listen("tcp", addr)
@@ -53,7 +73,12 @@ func Start(addr string, log *slog.Logger) (*Broker, error) {
 		InlineClient: true,
 	})
 	b := &Broker{srv: srv, addr: ln.Addr().String()}
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+	var access mqtt.Hook = new(auth.AllowHook)
+	if a != nil {
+		b.auth = &authHook{auth: *a, log: log}
+		access = b.auth
+	}
+	if err := srv.AddHook(access, nil); err != nil {
 		ln.Close()
 		return nil, err
 	}
@@ -81,6 +106,18 @@ func (b *Broker) URL() string { return "tcp://" + b.addr }
 
 // Dropped counts QoS messages the broker gave up on.
 func (b *Broker) Dropped() int64 { return b.dropped.Load() }
+
+// Refusals counts the connections, publishes and subscriptions the broker
+// refused (all zero for a broker started without identity).
+func (b *Broker) Refusals() Refusals {
+	if b.auth == nil {
+		return Refusals{}
+	}
+	return b.auth.refusals()
+}
+
+// Secure reports whether the broker checks device identity.
+func (b *Broker) Secure() bool { return b.auth != nil }
 
 // Close stops the broker and disconnects every client; closing twice is harmless.
 func (b *Broker) Close() error {
