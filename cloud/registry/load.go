@@ -112,16 +112,7 @@ func (r *Registry) WriteDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("write registry: %w", err)
 	}
-	files := []struct {
-		name  string
-		write func(io.Writer) error
-	}{
-		{DepartmentsFile, func(w io.Writer) error { return writeDepartmentsCSV(w, r.depts) }},
-		{StreetsFile, func(w io.Writer) error { return writeStreetsCSV(w, r.streets) }},
-		{GridFile, func(w io.Writer) error { return writeGridGeoJSON(w, r.cells) }},
-		{FacilitiesFile, func(w io.Writer) error { return writeFacilitiesCSV(w, r.facs) }},
-	}
-	for _, f := range files {
+	for _, f := range r.files() {
 		if err := writeFileAtomic(filepath.Join(dir, f.name), f.write); err != nil {
 			return fmt.Errorf("write registry: %w", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -98,6 +99,9 @@ type Registry struct {
 	facIdx   map[string]int
 	cellGrid cellIndex
 	facGrid  facilityIndex
+
+	hashOnce sync.Once // SHA256 is computed on first use
+	hash     string
 }
 
 // New validates the data and builds the registry. It checks code formats (digits and lengths, and that
