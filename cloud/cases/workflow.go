@@ -167,7 +167,10 @@ func (e *Engine) dispatch(ctx context.Context, tx *store.Tx, c *store.Case, now 
 		return "", err
 	}
 	owner := c.OwnerDepartment
-	if cat.Owner == taxonomy.OwnerStreet || owner == "" {
+	switch {
+	case cat.Owner == taxonomy.OwnerDepartment:
+		owner = cat.Dept
+	case cat.Owner == taxonomy.OwnerStreet || owner == "":
 		owner = c.StreetOffice
 	}
 	if owner == "" {

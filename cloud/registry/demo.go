@@ -112,6 +112,8 @@ var demoOwners = []Department{
 	{ID: "dept-cable", Name: "Beijing Gehua CATV Network", NameZH: "北京歌华有线电视网络股份有限公司", Owns: []string{"0108"}},
 	{ID: "dept-police", Name: "Beijing Public Security Bureau, Chaoyang Branch", NameZH: "北京市公安局朝阳分局", Owns: []string{"0112"}},
 	{ID: "dept-citymgmt", Name: "Chaoyang City Management Committee (ownerless covers)", NameZH: "朝阳区城市管理委员会", Owns: []string{"0114"}},
+	// Maintains the sensing network (edge boxes and cameras): device-fault cases (taxonomy event 0601).
+	{ID: "dept-maintenance", Name: "Chaoyang Grid Sensing Maintenance Team", NameZH: "朝阳区网格感知设备运维中心"},
 }
 
 // demoCoverTypes are the cover types generated, with relative frequencies.

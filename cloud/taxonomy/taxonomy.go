@@ -21,6 +21,10 @@ import (
 const (
 	OwnerFacility = "facility" // the facility's owner department (covers)
 	OwnerStreet   = "street"   // the grid cell's street office
+	// OwnerDepartment: one named department handles every case of the
+	// category wherever it is (Category.Dept), e.g. the maintenance of the
+	// cameras themselves.
+	OwnerDepartment = "department"
 )
 
 // Clocks: how a time limit is counted.
@@ -38,8 +42,10 @@ type Category struct {
 	Filing  string `yaml:"filing" json:"filing"`   // 立案条件
 	Closing string `yaml:"closing" json:"closing"` // 结案条件
 	Owner   string `yaml:"owner" json:"owner"`
-	Urgent  bool   `yaml:"urgent" json:"urgent"`
-	Clock   string `yaml:"clock" json:"clock"`
+	// Dept is the department (registry id) of owner rule "department".
+	Dept   string `yaml:"dept" json:"dept,omitempty"`
+	Urgent bool   `yaml:"urgent" json:"urgent"`
+	Clock  string `yaml:"clock" json:"clock"`
 	// Limits are handling time limits in hours per area class.
 	Limits map[string]float64 `yaml:"limits" json:"limits"`
 	// Interim is the time limit in hours for the street office's interim
@@ -111,8 +117,12 @@ func Parse(b []byte) (*Taxonomy, error) {
 			return nil, fmt.Errorf("%s.kind: %q is not part or event", f, c.Kind)
 		case c.Name == "":
 			return nil, fmt.Errorf("%s.name: required", f)
-		case c.Owner != OwnerFacility && c.Owner != OwnerStreet:
-			return nil, fmt.Errorf("%s.owner: %q is not facility or street", f, c.Owner)
+		case c.Owner != OwnerFacility && c.Owner != OwnerStreet && c.Owner != OwnerDepartment:
+			return nil, fmt.Errorf("%s.owner: %q is not facility, street or department", f, c.Owner)
+		case c.Owner == OwnerDepartment && c.Dept == "":
+			return nil, fmt.Errorf("%s.dept: owner department needs the department's id", f)
+		case c.Owner != OwnerDepartment && c.Dept != "":
+			return nil, fmt.Errorf("%s.dept: only owner department names a department (owner is %s)", f, c.Owner)
 		case c.Clock != ClockWorking && c.Clock != ClockNatural:
 			return nil, fmt.Errorf("%s.clock: %q is not working or natural", f, c.Clock)
 		case c.Limits["C"] <= 0:

@@ -35,6 +35,8 @@ func TestParseErrors(t *testing.T) {
 		head + "  - {code: '1234', kind: part, name: n, owner: street, clock: working, limits: {C: 1, D: 2}}\n":                                                                                   "\"D\"",
 		head + "  - {code: '1234', kind: part, name: n, owner: street, clock: working, limits: {C: 1}, x: 1}\n":                                                                                   "field x not found",
 		head + "  - {code: '1234', kind: part, name: n, owner: street, clock: working, limits: {C: 1}}\n  - {code: '1234', kind: part, name: m, owner: street, clock: working, limits: {C: 1}}\n": "listed twice",
+		head + "  - {code: '1234', kind: event, name: n, owner: department, clock: working, limits: {C: 1}}\n":                                                                                    "dept: owner department needs",
+		head + "  - {code: '1234', kind: event, name: n, owner: street, dept: d, clock: working, limits: {C: 1}}\n":                                                                               "dept: only owner department",
 	}
 	for in, want := range tests {
 		if _, err := Parse([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {

@@ -81,7 +81,7 @@ func (t *telemetry) send(now time.Time) error {
 func (t *telemetry) camera(c *camera, now time.Time) wire.CameraHealth {
 	cur := camSample{at: now, frames: c.frames.Load(), keyframes: c.keyframes.Load(), analysed: c.analysed.Load(),
 		decodeNs: c.decodeNs.Load(), decodes: c.decodes.Load(), analysisNs: c.analysisNs.Load(), anal: c.analyses.Load()}
-	h := wire.CameraHealth{Camera: c.cfg.ID, Grade: "down"}
+	h := wire.CameraHealth{Camera: c.cfg.ID, Grade: "down", Lat: c.cfg.Lat, Lon: c.cfg.Lon}
 	if st := c.stream.Load(); st != nil {
 		s := st.Stats()
 		cur.bytes, cur.reconnects, cur.dropped = s.Bytes, s.Reconnects, s.Dropped

@@ -39,6 +39,10 @@ type CameraHealth struct {
 	// OccupancyFPS is how many pictures a second the occupation detector analysed.
 	OccupancyFPS float64 `json:"occupancy_fps,omitempty"`
 	Grade        string  `json:"grade"` // good, fair, poor, down
+	// Lat and Lon are where the camera stands (from the box's config): the
+	// cloud places a device-fault case there.
+	Lat float64 `json:"lat,omitempty"`
+	Lon float64 `json:"lon,omitempty"`
 }
 
 // Validate names the first bad field.
@@ -63,6 +67,9 @@ func (t *Telemetry) Validate() error {
 		case "good", "fair", "poor", "down":
 		default:
 			return fmt.Errorf("cameras[%d].grade: %q is not good, fair, poor or down", i, c.Grade)
+		}
+		if c.Lat < -90 || c.Lat > 90 || c.Lon < -180 || c.Lon > 180 {
+			return fmt.Errorf("cameras[%d].lat/lon: %v,%v out of range", i, c.Lat, c.Lon)
 		}
 	}
 	return nil
