@@ -33,7 +33,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	ev, err := uplink.OpenEvidence(filepath.Join(cfg.DataDir, "evidence"), cfg.Cloud.URL, log.With("component", "evidence"))
+	httpTLS, err := cfg.Broker.TLS.HTTPClientConfig()
+	if err != nil {
+		return err
+	}
+	ev, err := uplink.OpenEvidence(filepath.Join(cfg.DataDir, "evidence"), cfg.Cloud.URL, httpTLS, log.With("component", "evidence"))
 	if err != nil {
 		return err
 	}

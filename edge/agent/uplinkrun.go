@@ -20,8 +20,12 @@ func DialUplink(cfg *config.Config, ob *outbox.Outbox, then func(wire.Command), 
 
 // dialUplink is DialUplink that also takes pushed configs.
 func dialUplink(cfg *config.Config, ob *outbox.Outbox, then func(wire.Command), onConfig func(wire.ConfigPush), log *slog.Logger) (*uplink.MQTT, error) {
+	tlsCfg, err := cfg.Broker.TLS.ClientConfig()
+	if err != nil {
+		return nil, err
+	}
 	return uplink.Dial(uplink.MQTTOptions{
-		BrokerURL: cfg.Broker.URL, ClientID: cfg.Broker.ClientID, Device: cfg.Device,
+		BrokerURL: cfg.Broker.URL, ClientID: cfg.Broker.ClientID, Device: cfg.Device, TLS: tlsCfg,
 		Username: cfg.Broker.Username, PasswordFile: cfg.Broker.PasswordFile,
 		Software: Software, ConfigVer: cfg.Version, OnConfig: onConfig,
 		OnCommand: func(cmd wire.Command) {

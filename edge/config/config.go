@@ -52,6 +52,8 @@ type Broker struct {
 	ClientID     string `yaml:"client_id"`
 	Username     string `yaml:"username"`
 	PasswordFile string `yaml:"password_file"`
+	// TLS: CA, client certificate and key for a TLS broker (tls.go).
+	TLS TLS `yaml:"tls"`
 }
 
 // Cloud is where evidence files are uploaded.
@@ -142,6 +144,9 @@ func Load(path string) (*Config, error) {
 			return nil, fmt.Errorf("%s: cover_model: %w", path, err)
 		}
 	}
+	if _, err := c.Broker.TLS.ClientConfig(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err) // files are checked here: a pushed config is parsed where they are not
+	}
 	return c, nil
 }
 
@@ -203,6 +208,11 @@ func (c *Config) Validate() error {
 	}
 	if err := checkURL("broker.url", c.Broker.URL, "tcp", "ssl", "tls", "mqtt", "mqtts", "ws", "wss"); err != nil {
 		return err
+	}
+	if u, _ := url.Parse(c.Broker.URL); u != nil {
+		if err := c.Broker.TLS.validate("broker.tls", u.Scheme); err != nil {
+			return err
+		}
 	}
 	if err := checkURL("cloud.url", c.Cloud.URL, "http", "https"); err != nil {
 		return err

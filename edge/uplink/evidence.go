@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"github.com/gridwatch/gridwatch/edge/atomicfile"
@@ -28,13 +29,21 @@ type Evidence struct {
 	wake  chan struct{}
 }
 
-// OpenEvidence opens the queue in dir, uploading to cloudURL.
-func OpenEvidence(dir, cloudURL string, log *slog.Logger) (*Evidence, error) {
+// OpenEvidence opens the queue in dir, uploading to cloudURL. tlsCfg, when
+// not nil, is used for an https cloudURL (the CA the cloud's certificate
+// must chain to, and the box's client certificate).
+func OpenEvidence(dir, cloudURL string, tlsCfg *tls.Config, log *slog.Logger) (*Evidence, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("evidence queue: %w", err)
 	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	if tlsCfg != nil && strings.HasPrefix(cloudURL, "https://") {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = tlsCfg
+		client.Transport = tr
+	}
 	return &Evidence{dir: dir, cloud: strings.TrimRight(cloudURL, "/"), log: log,
-		http: &http.Client{Timeout: 30 * time.Second}, wake: make(chan struct{}, 1)}, nil
+		http: client, wake: make(chan struct{}, 1)}, nil
 }
 
 // Save stores data durably and returns its sha256.

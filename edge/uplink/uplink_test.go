@@ -142,7 +142,7 @@ func TestEvidenceUploadResumes(t *testing.T) {
 	defer srv.Close()
 
 	dir := t.TempDir()
-	e, err := OpenEvidence(dir, "http://"+l.Addr().String(), quiet)
+	e, err := OpenEvidence(dir, "http://"+l.Addr().String(), nil, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestEvidenceUploadResumes(t *testing.T) {
 	mu.Lock()
 	fail = false
 	mu.Unlock()
-	e2, _ := OpenEvidence(dir, "http://"+l.Addr().String(), quiet)
+	e2, _ := OpenEvidence(dir, "http://"+l.Addr().String(), nil, quiet)
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
 	go e2.Run(ctx)

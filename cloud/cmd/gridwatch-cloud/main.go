@@ -83,6 +83,9 @@ func serve(ctx context.Context, args []string) error {
 	influxDB := fs.String("influx-db", telemetry.DefaultDatabase, "InfluxDB database (retention policy autogen)")
 	pgDSN := fs.String("postgres", "", "PostgreSQL DSN (postgres://user@host:5432/db); empty uses SQLite in --data")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	silence := fs.Duration("device-silence", 90*time.Second, "a box that sends nothing for this long gets a device-fault case")
+	offline := fs.Duration("device-offline", time.Minute, "a box whose status says offline (last will) for this long gets a device-fault case")
+	camDown := fs.Duration("camera-down", 5*time.Minute, "a camera of an online box that is disconnected or without pictures for this long gets a device-fault case")
 	fs.Parse(args)
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
@@ -179,6 +182,12 @@ func serve(ctx context.Context, args []string) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return in.Run(ctx) })
 	g.Go(func() error { return overdueLoop(ctx, engine, log.With("component", "deadlines")) })
+	watchdog := &cases.Watchdog{Engine: engine, Silence: *silence, Offline: *offline, CameraDown: *camDown,
+		Log: log.With("component", "watchdog")}
+	if err := watchdog.Validate(); err != nil {
+		return err
+	}
+	g.Go(func() error { return watchdog.Run(ctx) })
 	g.Go(func() error {
 		log.Info("operations center listening", "url", "http://"+*httpAddr)
 		return srv.Listen(ctx, *httpAddr)
