@@ -74,6 +74,8 @@ type Camera struct {
 	Frame     Size      `yaml:"frame"`
 	Occupancy Occupancy `yaml:"occupancy"`
 	Zones     []Zone    `yaml:"zones"`
+	// Detector, when set, names what occupies a zone (detector.go).
+	Detector *Detector `yaml:"detector"`
 }
 
 // Size is a frame size in pixels.
@@ -144,6 +146,9 @@ func Load(path string) (*Config, error) {
 			return nil, fmt.Errorf("%s: cover_model: %w", path, err)
 		}
 	}
+	if err := c.ResolveModels(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	if _, err := c.Broker.TLS.ClientConfig(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err) // files are checked here: a pushed config is parsed where they are not
 	}
@@ -192,6 +197,9 @@ func (c *Config) defaults() {
 		}
 		if oc.Width == 0 {
 			oc.Width = 320
+		}
+		if d := c.Cameras[i].Detector; d != nil {
+			d.defaults()
 		}
 	}
 }
@@ -278,6 +286,11 @@ func (c *Config) Validate() error {
 				}
 			}
 			zones[z.ID] = true
+		}
+		if cam.Detector != nil {
+			if err := cam.Detector.validate(f+".detector", len(cam.Zones)); err != nil {
+				return err
+			}
 		}
 		for j, cv := range cam.Covers {
 			g := fmt.Sprintf("%s.covers[%d]", f, j)
