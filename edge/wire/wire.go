@@ -140,6 +140,11 @@ type Report struct {
 	Rule  string  `json:"rule,omitempty"`
 	Box   []int   `json:"box,omitempty"`
 	Share float64 `json:"share,omitempty"`
+	// Object is what the camera's own object detector (edge/detect) saw
+	// occupying the zone, when it has one and a detection overlaps the box:
+	// one of the city's labels ("vehicle", "stall"), with its score.
+	Object      string  `json:"object,omitempty"`
+	ObjectScore float64 `json:"object_score,omitempty"`
 }
 
 // Status is the retained online/offline message; the box's last will is the
@@ -207,6 +212,12 @@ func (r *Report) Validate() error {
 		if r.Share < 0 || r.Share > 1 {
 			return fmt.Errorf("share: %v is outside [0,1]", r.Share)
 		}
+		if len(r.Object) > 64 || strings.ContainsAny(r.Object, " \t\r\n") {
+			return fmt.Errorf("object: %q must be at most 64 bytes without spaces", r.Object)
+		}
+		if r.ObjectScore < 0 || r.ObjectScore > 1 || (r.Object == "") != (r.ObjectScore == 0) {
+			return fmt.Errorf("object_score: %v must be in (0,1] with an object and absent without", r.ObjectScore)
+		}
 	case ReportSensor:
 		if r.Sensor == nil {
 			return errors.New("sensor: required for sensor reports")
@@ -216,6 +227,9 @@ func (r *Report) Validate() error {
 		}
 	default:
 		return fmt.Errorf("kind: %q is not cover, occupation or sensor", r.Kind)
+	}
+	if r.Kind != ReportOccupation && (r.Object != "" || r.ObjectScore != 0) {
+		return errors.New("object: only occupation reports name an object")
 	}
 	if r.Sensor != nil {
 		if err := r.Sensor.Validate(); err != nil {

@@ -10,7 +10,7 @@ import (
 )
 
 func TestGoldenReportsRoundTrip(t *testing.T) {
-	for _, name := range []string{"report-cover-new.json", "report-cover-end.json"} {
+	for _, name := range []string{"report-cover-new.json", "report-cover-end.json", "report-occupation-new.json"} {
 		t.Run(name, func(t *testing.T) {
 			b, err := os.ReadFile(filepath.Join("testdata", name))
 			if err != nil {
@@ -49,13 +49,15 @@ func TestGoldenStatus(t *testing.T) {
 
 func TestBadReports(t *testing.T) {
 	want := map[string]string{
-		"wrong-version.json":   "v: got 2",
-		"unknown-field.json":   `unknown field "extra"`,
-		"bad-facility.json":    "facility_id",
-		"zero-seq.json":        "seq",
-		"wildcard-device.json": "device",
-		"bad-phase.json":       "phase",
-		"not-json.json":        "invalid character",
+		"wrong-version.json":        "v: got 2",
+		"unknown-field.json":        `unknown field "extra"`,
+		"bad-facility.json":         "facility_id",
+		"zero-seq.json":             "seq",
+		"wildcard-device.json":      "device",
+		"bad-phase.json":            "phase",
+		"not-json.json":             "invalid character",
+		"object-without-score.json": "object_score: 0 must be in (0,1] with an object",
+		"object-on-cover.json":      "object: only occupation reports",
 	}
 	for name, msg := range want {
 		t.Run(name, func(t *testing.T) {
