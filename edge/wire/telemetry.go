@@ -123,8 +123,16 @@ func (c *Command) Validate() error {
 		if c.Camera == "" || !facilityRE.MatchString(c.FacilityID) {
 			return errors.New("camera/facility_id: enrol needs a camera and a 16-digit facility id")
 		}
+	case CmdReload:
+		if c.Camera != "" || c.FacilityID != "" || c.FromSeq != 0 {
+			return errors.New("camera/facility_id/from_seq: reload takes no arguments")
+		}
+	case CmdSnapshot:
+		if len(c.Camera) > 64 || c.FacilityID != "" || c.FromSeq != 0 {
+			return errors.New("camera: snapshot takes at most a camera id (1-64 characters; empty: every camera)")
+		}
 	default:
-		return fmt.Errorf("cmd: %q is not replay or enrol", c.Cmd)
+		return fmt.Errorf("cmd: %q is not replay, enrol, reload or snapshot", c.Cmd)
 	}
 	return nil
 }

@@ -218,6 +218,10 @@ func (r *Report) Validate() error {
 		if r.ObjectScore < 0 || r.ObjectScore > 1 || (r.Object == "") != (r.ObjectScore == 0) {
 			return fmt.Errorf("object_score: %v must be in (0,1] with an object and absent without", r.ObjectScore)
 		}
+	case ReportSnapshot:
+		if err := r.validateSnapshot(); err != nil {
+			return err
+		}
 	case ReportSensor:
 		if r.Sensor == nil {
 			return errors.New("sensor: required for sensor reports")
