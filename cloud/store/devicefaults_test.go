@@ -2,7 +2,9 @@ package store_test
 
 import (
 	"context"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/gridwatch/gridwatch/cloud/store"
 )
@@ -103,6 +105,49 @@ func TestLastCaseLocation(t *testing.T) {
 			if err != nil || ok != tt.ok || lat != tt.lat || lon != tt.lon {
 				t.Errorf("LastCaseLocation(%s, %q) = %v, %v, %v, %v; want %v, %v, %v", tt.device, tt.camera, lat, lon, ok, err, tt.lat, tt.lon, tt.ok)
 			}
+		}
+	})
+}
+
+func TestEventsByActorBetween(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		ctx := context.Background()
+		s, _ := open(t, backend)
+		made := []struct {
+			actor string
+			at    time.Duration // after t0
+		}{
+			{"supervisor:wang", 0},
+			{"supervisor:wang", time.Hour},
+			{"supervisor:li", 2 * time.Hour},
+			{"verifier:li", time.Hour},
+			{"supervisor:wang", 3 * time.Hour}, // at the end of the period: outside
+		}
+		err := s.Update(ctx, func(tx *store.Tx) error {
+			c := coverCase("k", "dispatched")
+			if err := tx.CreateCase(ctx, &c); err != nil {
+				return err
+			}
+			for _, m := range made {
+				if err := tx.AddEvent(ctx, store.Event{CaseID: c.ID, At: t0.Add(m.at), Actor: m.actor, Action: "reported"}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.EventsByActorBetween(ctx, "supervisor:", t0, t0.Add(3*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var actors []string
+		for _, e := range got {
+			actors = append(actors, e.Actor+"@"+e.At.Sub(t0).String())
+		}
+		if want := []string{"supervisor:wang@0s", "supervisor:wang@1h0m0s", "supervisor:li@2h0m0s"}; !slices.Equal(actors, want) {
+			t.Errorf("events %v, want %v", actors, want)
 		}
 	})
 }
