@@ -240,6 +240,7 @@ var messages = map[string][2]string{
 	"fleet.cams":       {"摄像头", "Cameras"},
 	"fleet.seqgap":     {"序号缺口", "sequence gap"},
 	"fleet.notel":      {"尚无遥测", "no telemetry yet"},
+	"fleet.fault":      {"设备故障案件", "device-fault case"},
 
 	"grade.good": {"良好", "good"},
 	"grade.fair": {"一般", "fair"},

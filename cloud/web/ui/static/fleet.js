@@ -19,6 +19,16 @@
   async function load() {
     const [devices, cases] = await Promise.all([GW.get("/api/v1/devices"), GW.get("/api/v1/cases?limit=5000")]);
     const lastReport = {};
+    // Open device-fault cases by incident key: "device:BOX" or "device:BOX/CAMERA" (the cloud's watchdog).
+    const faults = {};
+    for (const c of cases) {
+      if (c.incident_key && c.incident_key.startsWith("device:") && GW.OPEN.includes(c.status)) faults[c.incident_key.slice(7)] = c;
+    }
+    const faultLink = (k) => {
+      const c = faults[k];
+      return c ? ' <a class="fault-link badge st-dispatched" data-fault-case="' + c.id + '" href="/ui/cases/' + c.id + '">' +
+        GW.esc(GW.t("fleet.fault")) + " #" + c.id + "</a>" : "";
+    };
     for (const c of cases) {
       if (!c.device) continue;
       for (const k of [c.device, c.device + "/" + c.camera]) {
@@ -42,14 +52,14 @@
         const con = on && c.connected && c.grade !== "down";
         if (con) camsOn++;
         return '<tr data-camera="' + GW.esc(c.camera) + '" class="' + (con ? "" : "off") + '"><td><span class="state ' + (con ? "on" : "off") + '"><i></i>' +
-          GW.esc(GW.t(con ? "fleet.online" : "fleet.offline")) + "</span></td><td><b>" + GW.esc(c.camera) + '</b></td><td><span class="grade g-' + GW.esc(c.grade) + '">' +
+          GW.esc(GW.t(con ? "fleet.online" : "fleet.offline")) + "</span></td><td><b>" + GW.esc(c.camera) + "</b>" + faultLink(d.device + "/" + c.camera) + '</td><td><span class="grade g-' + GW.esc(c.grade) + '">' +
           GW.esc(GW.t("grade." + c.grade)) + '</span></td><td class="num">' + num(c.fps, 1) + '</td><td class="num">' + num(c.bitrate_kbps) + ' kbps</td><td class="num">' +
           num(c.keyframe_interval_s, 1) + ' s</td><td class="num">' + c.reconnects + '</td><td class="num">' + c.dropped + '</td><td class="num">' + num(c.decode_ms, 1) + " / " +
           num(c.analysis_ms, 1) + " ms</td><td>" + GW.esc(GW.ago(lastReport[d.device + "/" + c.camera])) + "</td></tr>";
       }).join("");
       return '<section class="panel box ' + (on ? "" : "off") + '" data-device="' + GW.esc(d.device) + '" data-online="' + on + '">' +
         '<div class="box-head"><span class="state big ' + (on ? "on" : "off") + '"><i></i>' + GW.esc(GW.t(on ? "fleet.online" : "fleet.offline")) + "</span>" +
-        "<h2>" + GW.esc(d.device) + "</h2>" + (why ? '<span class="muted">' + GW.esc(why) + "</span>" : "") + '<span class="spacer"></span>' +
+        "<h2>" + GW.esc(d.device) + "</h2>" + faultLink(d.device) + (why ? '<span class="muted">' + GW.esc(why) + "</span>" : "") + '<span class="spacer"></span>' +
         '<span class="muted">' + GW.esc(GW.t("fleet.software")) + ": " + GW.esc(d.software || "–") + " · cfg " + GW.esc(d.config_version || "–") + "</span></div>" +
         '<div class="box-kpis">' +
         kv("fleet.lastseen", GW.ago(d.last_seen), stale ? "bad" : "") +
