@@ -109,6 +109,9 @@ func (e *Engine) applyStored(ctx context.Context, tx *store.Tx, r wire.Report, f
 	if r.Kind == wire.ReportOccupation {
 		return e.applyOccupation(ctx, tx, r, now)
 	}
+	if r.Kind == wire.ReportChange {
+		return e.applyChange(ctx, tx, r, now)
+	}
 	if !coverish {
 		return Outcome{}, nil // sensor alarms without a facility (water, gas) are kept, not filed
 	}

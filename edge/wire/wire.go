@@ -86,6 +86,7 @@ const (
 const (
 	ReportCover      = "cover"      // a registered cover's state changed
 	ReportOccupation = "occupation" // something dwells in a no-occupation zone
+	ReportChange     = "change"     // imagery comparison: something changed between two dates
 )
 
 // Cover states.
@@ -102,6 +103,8 @@ const (
 	EvidenceSnapshot  = "snapshot"  // the clean best frame, JPEG
 	EvidenceAnnotated = "annotated" // the same frame with regions drawn, JPEG
 	EvidenceClip      = "clip"      // MP4 from before to after the event
+	EvidenceBefore    = "before"    // imagery: the earlier date's crop, JPEG
+	EvidenceAfter     = "after"     // imagery: the later date's crop, JPEG
 )
 
 // Evidence references a file uploaded to the cloud, addressed by its sha256.
@@ -140,6 +143,11 @@ type Report struct {
 	Rule  string  `json:"rule,omitempty"`
 	Box   []int   `json:"box,omitempty"`
 	Share float64 `json:"share,omitempty"`
+	// Imagery changes: the case category to file under (an event code), the
+	// changed polygon (WGS84 lon/lat ring) and its ground area.
+	Category string       `json:"category,omitempty"`
+	Polygon  [][2]float64 `json:"polygon,omitempty"`
+	AreaM2   float64      `json:"area_m2,omitempty"`
 	// Object is what the camera's own object detector (edge/detect) saw
 	// occupying the zone, when it has one and a detection overlaps the box:
 	// one of the city's labels ("vehicle", "stall"), with its score.
@@ -166,6 +174,8 @@ var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 func ValidSHA256(s string) bool { return sha256RE.MatchString(s) }
 
 var facilityRE = regexp.MustCompile(`^[0-9]{16}$`)
+
+var categoryRE = regexp.MustCompile(`^[0-9]{4}$`)
 
 // Validate checks every field a receiver relies on and names the first bad one.
 func (r *Report) Validate() error {
@@ -218,6 +228,21 @@ func (r *Report) Validate() error {
 		if r.ObjectScore < 0 || r.ObjectScore > 1 || (r.Object == "") != (r.ObjectScore == 0) {
 			return fmt.Errorf("object_score: %v must be in (0,1] with an object and absent without", r.ObjectScore)
 		}
+	case ReportChange:
+		if !categoryRE.MatchString(r.Category) {
+			return fmt.Errorf("category: %q is not a 4-digit event code", r.Category)
+		}
+		if len(r.Polygon) < 3 {
+			return errors.New("polygon: want at least 3 lon/lat positions")
+		}
+		for i, p := range r.Polygon {
+			if p[0] < -180 || p[0] > 180 || p[1] < -90 || p[1] > 90 {
+				return fmt.Errorf("polygon[%d]: %v is not lon/lat", i, p)
+			}
+		}
+		if !(r.AreaM2 > 0) {
+			return fmt.Errorf("area_m2: %v, want > 0", r.AreaM2)
+		}
 	case ReportSnapshot:
 		if err := r.validateSnapshot(); err != nil {
 			return err
@@ -230,7 +255,7 @@ func (r *Report) Validate() error {
 			return fmt.Errorf("facility_id: %s differs from the sensor's %s", r.FacilityID, r.Sensor.FacilityID)
 		}
 	default:
-		return fmt.Errorf("kind: %q is not cover, occupation or sensor", r.Kind)
+		return fmt.Errorf("kind: %q is not cover, occupation, sensor or change", r.Kind)
 	}
 	if r.Kind != ReportOccupation && (r.Object != "" || r.ObjectScore != 0) {
 		return errors.New("object: only occupation reports name an object")
@@ -245,9 +270,9 @@ func (r *Report) Validate() error {
 			return fmt.Errorf("evidence[%d].sha256: %q is not a lower-case hex sha256", i, e.SHA256)
 		}
 		switch e.Kind {
-		case EvidenceSnapshot, EvidenceAnnotated, EvidenceClip:
+		case EvidenceSnapshot, EvidenceAnnotated, EvidenceClip, EvidenceBefore, EvidenceAfter:
 		default:
-			return fmt.Errorf("evidence[%d].kind: %q is not snapshot, annotated or clip", i, e.Kind)
+			return fmt.Errorf("evidence[%d].kind: %q is not snapshot, annotated, clip, before or after", i, e.Kind)
 		}
 		if e.ContentType == "" {
 			return fmt.Errorf("evidence[%d].content_type: missing", i)

@@ -10,12 +10,17 @@ import (
 // Change is one changed region in WGS84.
 type Change struct {
 	ID     int          `json:"id"`
-	Ring   [][2]float64 `json:"-"` // lon/lat, not closed (the writer closes it)
+	Key    string       `json:"change_id,omitempty"` // a job's stable id of the change
+	Ring   [][2]float64 `json:"-"`                   // lon/lat, not closed (the writer closes it)
 	AreaM2 float64      `json:"area_m2"`
 	Score  float64      `json:"score"` // mean change probability inside the region, 0..1
 	Pixels int          `json:"pixels"`
 	// PixelBox is the region's bounding box in image pixels [x0, y0, x1, y1).
 	PixelBox [4]int `json:"pixel_bbox"`
+	// BeforeJPEG and AfterJPEG are a job's crops of the change, relative to
+	// the job directory.
+	BeforeJPEG string `json:"before_jpeg,omitempty"`
+	AfterJPEG  string `json:"after_jpeg,omitempty"`
 }
 
 type fc struct {
