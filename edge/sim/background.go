@@ -38,6 +38,7 @@ type assets struct {
 	covers []coverAssets
 	noise  []byte // sensor noise, len(bg)+noiseSlack, see expose
 	salt   uint64
+	light  *lightField // nil when the light is the same everywhere
 }
 
 // coverAssets holds a cover's region as it looks in its other states,
@@ -168,6 +169,10 @@ func buildAssets(s Scene) *assets {
 		r := c.Region
 		vig(c.missing, r.Min.X, r.Min.Y, r.Dx(), r.Dy())
 		vig(c.replaced, r.Min.X, r.Min.Y, r.Dx(), r.Dy())
+	}
+
+	if s.needsLight() {
+		a.light = newLightField(s, a.cam)
 	}
 
 	// Sensor noise: roughly Gaussian, sigma 2.8 levels, independent per byte.

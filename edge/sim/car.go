@@ -1,6 +1,6 @@
 package sim
 
-import "image"
+import "math"
 
 // sunDir is where shadows fall on the road (unit vector in X, D) and
 // sunTan is the tangent of the sun's elevation: a thing of height h casts
@@ -24,10 +24,20 @@ type car struct {
 	width float64
 	len   float64
 	col   rgb
+	hold  float64 // seconds it stands still at dc from tc (a stop, or parking)
 }
 
 // rear is the depth of the car's rear bumper at time t.
-func (k car) rear(t float64) float64 { return k.dc + k.v*(t-k.tc) - k.len/2 }
+func (k car) rear(t float64) float64 {
+	dt := t - k.tc
+	if dt > 0 {
+		dt = math.Max(0, dt-k.hold)
+	}
+	return k.dc + k.v*dt - k.len/2
+}
+
+// moving reports whether the car is driving (not standing) at t.
+func (k car) moving(t float64) bool { return t < k.tc || t >= k.tc+k.hold }
 
 // visible reports whether any part of the car can be in the picture at t:
 // nearer than 8 m it is below the frame even counting its roof, and past
@@ -79,7 +89,7 @@ func (k car) solids(t float64) (body, decals []face) {
 }
 
 // draw paints the car's shadow and body onto cv.
-func (k car) draw(cv canvas, cam camera, t float64) {
+func (k car) draw(cv canvas, cam camera, t, shadowK float64) {
 	if !k.visible(t) {
 		return
 	}
@@ -98,7 +108,9 @@ func (k car) draw(cv canvas, cam camera, t float64) {
 		}
 		pts = append(pts, cam.project(s))
 	}
-	cv.darkenPoly(convexHull(pts), 0.5, 4)
+	if shadowK < 1 {
+		cv.darkenPoly(convexHull(pts), shadowK, 4)
+	}
 	// Contact shadow: almost no light reaches the road under the car.
 	under := []pt{
 		cam.project(vec3{k.x - hw + 0.1, d + 0.2, 0}), cam.project(vec3{k.x + hw - 0.1, d + 0.2, 0}),
@@ -112,40 +124,4 @@ func (k car) draw(cv canvas, cam camera, t float64) {
 			cv.fillPoly(p, f.col, 1, 1)
 		}
 	}
-}
-
-// hides returns the share of region r's pixels covered by the car's body at t.
-func (k car) hides(cam camera, t float64, r image.Rectangle) float64 {
-	if !k.visible(t) || r.Empty() {
-		return 0
-	}
-	body, _ := k.solids(t)
-	var polys [][][3]float64
-	for _, f := range body {
-		p, ok := cam.screen(f)
-		if !ok {
-			continue
-		}
-		cv := canvas{w: r.Max.X, h: r.Max.Y}
-		x0, y0, x1, y1, ok := cv.polyBounds(p, 0)
-		if !ok || !image.Rect(x0, y0, x1, y1).Overlaps(r) {
-			continue
-		}
-		polys = append(polys, edges(p))
-	}
-	if len(polys) == 0 {
-		return 0
-	}
-	hidden := 0
-	for y := r.Min.Y; y < r.Max.Y; y++ {
-		for x := r.Min.X; x < r.Max.X; x++ {
-			for _, e := range polys {
-				if insideDist(e, float64(x)+0.5, float64(y)+0.5) > 0 {
-					hidden++
-					break
-				}
-			}
-		}
-	}
-	return float64(hidden) / float64(r.Dx()*r.Dy())
 }

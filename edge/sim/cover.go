@@ -24,8 +24,12 @@ func patternFor(c Cover) lidPattern {
 		code = c.FacilityID[6:10]
 	}
 	switch {
+	case c.Shape == ShapeSquare && (code == "0103" || code == "0104"):
+		return gridPlate
 	case c.Shape == ShapeSquare:
 		return checkerPlate
+	case code == "0103" || code == "0104":
+		return waterLid
 	case code == "0105":
 		return powerLid
 	default:
@@ -110,6 +114,46 @@ func checkerPlate(lx, ly float64) float64 {
 	return 0.2
 }
 
+// waterLid: a raised grid of small squares inside a plain ring, with a
+// name band across the middle (water and gas lids).
+func waterLid(lx, ly float64) float64 {
+	r := math.Hypot(lx, ly)
+	switch {
+	case math.Hypot(lx, math.Abs(ly)-0.7) < 0.07:
+		return -1
+	case r > 0.9:
+		return 0.85
+	case r > 0.84:
+		return 0.1
+	case r > 0.74:
+		return 0.7
+	case math.Abs(ly) < 0.16:
+		if math.Cos(lx*math.Pi*9) > 0.3 && math.Abs(ly) < 0.09 {
+			return 1
+		}
+		return 0.55
+	case math.Abs(math.Sin(lx*math.Pi*5)) < 0.3 || math.Abs(math.Sin(ly*math.Pi*5)) < 0.3:
+		return 0.9
+	}
+	return 0.2
+}
+
+// gridPlate: a one-leaf square lid with a bold lattice of ribs.
+func gridPlate(lx, ly float64) float64 {
+	m := math.Max(math.Abs(lx), math.Abs(ly))
+	switch {
+	case m > 0.9:
+		return 0.85
+	case m > 0.85:
+		return 0.1
+	case math.Hypot(lx-0.6, ly) < 0.08:
+		return -1
+	case math.Abs(math.Sin(lx*math.Pi*3.5)) < 0.22 || math.Abs(math.Sin(ly*math.Pi*3.5)) < 0.22:
+		return 0.95
+	}
+	return 0.25
+}
+
 // inPolygon is the even-odd test, for the non-convex emblem.
 func inPolygon(p []pt, x, y float64) bool {
 	in := false
@@ -132,6 +176,9 @@ type lidLook struct {
 var (
 	oldLid = lidLook{recess: rgb{52, 49, 46}, raised: rgb{124, 124, 128}, relief: 1.1, rust: 1, grain: 14}
 	newLid = lidLook{recess: rgb{34, 34, 37}, raised: rgb{80, 81, 87}, relief: 0.9, rust: 0, grain: 6}
+	// flushLid: a lid worn smooth and level with the road, grimy, its
+	// pattern barely standing out.
+	flushLid = lidLook{recess: rgb{72, 70, 67}, raised: rgb{108, 107, 108}, relief: 0.45, rust: 0.3, grain: 12}
 )
 
 // renderCover composites the cover in state lid over the street under its
@@ -144,6 +191,9 @@ func renderCover(cam camera, c Cover, lid lidState, under []byte, salt uint64) [
 	pattern := patternFor(c)
 	csalt := salt ^ hash3(uint64(len(c.FacilityID)), uint64(r.Min.X), uint64(r.Min.Y))
 	look := oldLid
+	if c.Look == LookFlush {
+		look = flushLid
+	}
 	if lid == lidReplaced {
 		look = newLid
 	}

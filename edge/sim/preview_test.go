@@ -3,7 +3,9 @@ package sim
 import (
 	"image/png"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -30,5 +32,38 @@ func TestPreview(t *testing.T) {
 	defer f.Close()
 	if err := png.Encode(f, s.FrameImage(int(sec*float64(s.FPS)))); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSuitePreview writes frames of suite scenes as PNG when SUITE_PREVIEW
+// names a directory (SUITE_SEEDS, default "1 2 3 4"; SUITE_T seconds, default 40).
+func TestSuitePreview(t *testing.T) {
+	dir := os.Getenv("SUITE_PREVIEW")
+	if dir == "" {
+		t.Skip("set SUITE_PREVIEW=/tmp/suite to write preview frames")
+	}
+	seeds := strings.Fields(os.Getenv("SUITE_SEEDS"))
+	if len(seeds) == 0 {
+		seeds = []string{"1", "2", "3", "4"}
+	}
+	sec := 40.0
+	if v := os.Getenv("SUITE_T"); v != "" {
+		sec, _ = strconv.ParseFloat(v, 64)
+	}
+	for _, sd := range seeds {
+		seed, err := strconv.ParseInt(sd, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := Suite(seed, SuiteOptions{})
+		f, err := os.Create(filepath.Join(dir, "seed"+sd+".png"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := png.Encode(f, s.FrameImage(int(sec*float64(s.FPS)))); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		t.Logf("seed %d: %+v zones %v", seed, s.Conditions, s.Zones)
 	}
 }

@@ -16,22 +16,37 @@ import (
 // ffmpegArgs is the encoder command line: constant keyframe interval and
 // no B-frames, like the cameras the edge box reads, so that the decoder
 // sees the same GOP structure in tests as in the street.
-func (s Scene) ffmpegArgs(tsPath string) []string {
+// The scene's CRF (Conditions.CRF) sets the compression: higher is coarser.
+func (s Scene) ffmpegArgs(path, format string) []string {
 	size := strconv.Itoa(s.Width) + "x" + strconv.Itoa(s.Height)
 	gop := strconv.Itoa(s.GOP)
-	return []string{
+	args := []string{
 		"-hide_banner", "-loglevel", "error",
 		"-f", "rawvideo", "-pix_fmt", "bgr24", "-s", size, "-r", strconv.Itoa(s.FPS), "-i", "-",
 		"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
 		"-g", gop, "-keyint_min", gop, "-sc_threshold", "0", "-bf", "0",
-		"-pix_fmt", "yuv420p", "-f", "mpegts", "-y", tsPath,
 	}
+	if s.Conditions.CRF > 0 {
+		args = append(args, "-crf", strconv.Itoa(s.Conditions.CRF))
+	}
+	return append(args, "-pix_fmt", "yuv420p", "-f", format, "-y", path)
 }
 
 // Render encodes the scene to tsPath as H.264 in MPEG-TS by piping raw
 // frames into ffmpeg, and returns the truth for what it rendered. progress,
 // if not nil, is called after each frame is handed to the encoder.
 func (s Scene) Render(ctx context.Context, tsPath string, progress func(done, total int)) (Truth, error) {
+	return s.render(ctx, tsPath, "mpegts", progress)
+}
+
+// RenderH264 is Render to a raw H.264 Annex-B elementary stream (what an
+// RTSP camera's packets carry once depacketised), for evaluations that feed
+// the decoder access units directly.
+func (s Scene) RenderH264(ctx context.Context, path string, progress func(done, total int)) (Truth, error) {
+	return s.render(ctx, path, "h264", progress)
+}
+
+func (s Scene) render(ctx context.Context, tsPath, format string, progress func(done, total int)) (Truth, error) {
 	if err := s.Validate(); err != nil {
 		return Truth{}, fmt.Errorf("render %s: %w", tsPath, err)
 	}
@@ -43,7 +58,7 @@ func (s Scene) Render(ctx context.Context, tsPath string, progress func(done, to
 	truth := s.Truth()
 	s.loadAssets() // build once here, not inside the first frame's timing
 
-	cmd := exec.CommandContext(ctx, bin, s.ffmpegArgs(tsPath)...)
+	cmd := exec.CommandContext(ctx, bin, s.ffmpegArgs(tsPath, format)...)
 	stderr := &tailBuffer{max: 16 << 10}
 	cmd.Stderr = stderr
 	stdin, err := cmd.StdinPipe()

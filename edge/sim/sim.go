@@ -37,11 +37,20 @@ const (
 // the truth to call the cover occluded.
 const OcclusionThreshold = 0.30
 
-// Cover is a registered manhole cover as the device config knows it.
+// Cover looks: a worn cast-iron lid with high relief and rust, or a newer
+// flush lid with low relief and little contrast.
+const (
+	LookWorn  = "worn"
+	LookFlush = "flush"
+)
+
+// Cover is a registered manhole cover as the device config knows it, and
+// how it looks.
 type Cover struct {
 	FacilityID string          // 16-digit part id
 	Shape      string          // ShapeRound or ShapeSquare
 	Region     image.Rectangle // bounding box in pixels, the region the edge checks
+	Look       string          // LookWorn (also "") or LookFlush
 }
 
 // Interval is one stretch of a cover's state, in seconds from the start of
@@ -55,13 +64,40 @@ type Interval struct {
 
 // Truth is what really happened in a rendered scene.
 type Truth struct {
-	Seed     int64      `json:"seed"`
-	Width    int        `json:"width"`
-	Height   int        `json:"height"`
-	FPS      int        `json:"fps"`
-	Duration float64    `json:"duration_s"`
-	Covers   []Cover    `json:"covers"`
-	Timeline []Interval `json:"timeline"`
+	Seed       int64       `json:"seed"`
+	Width      int         `json:"width"`
+	Height     int         `json:"height"`
+	FPS        int         `json:"fps"`
+	Duration   float64     `json:"duration_s"`
+	Conditions *Conditions `json:"conditions,omitempty"`
+	Covers     []Cover     `json:"covers"`
+	Timeline   []Interval  `json:"timeline"`
+	// DarkCovers are covers whose light is below DarkGain for the whole
+	// scene (night, away from the street lamps): a detector may call them
+	// unknown, so their missing intervals are not counted against recall.
+	DarkCovers []string  `json:"dark_covers,omitempty"`
+	Zones      []Zone    `json:"zones,omitempty"`
+	Episodes   []Episode `json:"episodes,omitempty"`
+}
+
+// Zone is a no-occupation zone of the scene, as a device config gives it.
+type Zone struct {
+	ID      string   `json:"id"`
+	Rule    string   `json:"rule"`    // keep_clear, no_vending or no_parking
+	Polygon [][2]int `json:"polygon"` // pixels
+	Dwell   float64  `json:"dwell_s"` // how long something must stay to count
+}
+
+// Episode is one occupation of a zone: something (Kind) stood in it from
+// From to To seconds, covering Box ([x0, y0, x1, y1] pixels) of the picture.
+// Only things that stay at least the zone's dwell time are episodes.
+type Episode struct {
+	Zone string  `json:"zone"`
+	Rule string  `json:"rule"`
+	Kind string  `json:"kind"`
+	From float64 `json:"from_s"`
+	To   float64 `json:"to_s"`
+	Box  [4]int  `json:"box"`
 }
 
 // Scene is a scripted street scene. Build one with Skeleton; Duration may
@@ -74,11 +110,17 @@ type Scene struct {
 	GOP           int // frames between keyframes
 	Duration      time.Duration
 	Covers        []Cover
+	Conditions    Conditions
+	Zones         []Zone
 
-	gaps  []gap // covers missing for a while
-	cars  []car
-	drift drift
-	cache *assetCache // shared by copies of the scene; rebuilt if Seed/size/covers change
+	gaps     []gap // covers missing for a while
+	cars     []car
+	walkers  []walker
+	props    []prop
+	clouds   []cloudShadow
+	episodes []Episode
+	drift    drift
+	cache    *assetCache // shared by copies of the scene; rebuilt if Seed/size/covers change
 }
 
 // gap is a cover missing from From to To (seconds); after To a new lid is in place.
@@ -92,10 +134,14 @@ type gap struct {
 type drift struct {
 	a1, p1, ph1 float64
 	a2, p2, ph2 float64
+	base, ramp  float64 // overall level (0 means 1) and its change per second (dusk falling)
 }
 
 func (d drift) gain(t float64) float64 {
 	g := 1.0
+	if d.base != 0 {
+		g = d.base + d.ramp*t
+	}
 	if d.p1 > 0 {
 		g += d.a1 * math.Sin(2*math.Pi*t/d.p1+d.ph1)
 	}
@@ -222,6 +268,8 @@ func (s Scene) Validate() error {
 			return fmt.Errorf("covers[%d].shape: %q is not round or square", i, c.Shape)
 		case c.Region.Empty() || !c.Region.In(frame):
 			return fmt.Errorf("covers[%d].region: %v is empty or outside the %dx%d frame", i, c.Region, s.Width, s.Height)
+		case c.Look != "" && c.Look != LookWorn && c.Look != LookFlush:
+			return fmt.Errorf("covers[%d].look: %q is not worn or flush", i, c.Look)
 		}
 		seen[c.FacilityID] = true
 	}
@@ -263,26 +311,48 @@ func (s Scene) Truth() Truth {
 		Seed: s.Seed, Width: s.Width, Height: s.Height, FPS: s.FPS,
 		Duration: float64(n) / fps,
 		Covers:   append([]Cover(nil), s.Covers...),
+		Zones:    append([]Zone(nil), s.Zones...),
 	}
-	for _, c := range s.Covers {
-		var cur *Interval
-		for i := range n {
-			t := float64(i) / fps
+	if s.Conditions != (Conditions{}) {
+		c := s.Conditions
+		tr.Conditions = &c
+	}
+	states := make([][]string, len(s.Covers))
+	for i := range n {
+		t := float64(i) / fps
+		occ := s.occluders(cam, t)
+		for j, c := range s.Covers {
 			st := StatePresent
 			if s.lidAt(c.FacilityID, t) == lidMissing {
 				st = StateMissing
 			}
-			for _, k := range s.cars {
-				if k.hides(cam, t, c.Region) > OcclusionThreshold {
-					st = StateOccluded
-				}
+			if hiddenShare(occ, c.Region) > OcclusionThreshold {
+				st = StateOccluded
 			}
+			states[j] = append(states[j], st)
+		}
+	}
+	for j, c := range s.Covers {
+		var cur *Interval
+		for i, st := range states[j] {
 			if cur == nil || cur.State != st {
-				tr.Timeline = append(tr.Timeline, Interval{FacilityID: c.FacilityID, State: st, From: t})
+				tr.Timeline = append(tr.Timeline, Interval{FacilityID: c.FacilityID, State: st, From: float64(i) / fps})
 				cur = &tr.Timeline[len(tr.Timeline)-1]
 			}
 			cur.To = float64(i+1) / fps
 		}
+		r := c.Region
+		X, D := cam.ground(float64(r.Min.X+r.Max.X)/2, float64(r.Min.Y+r.Max.Y)/2, 0)
+		if s.Conditions.staticLight(X, D)*s.drift.gain(0) < DarkGain {
+			tr.DarkCovers = append(tr.DarkCovers, c.FacilityID)
+		}
+	}
+	for _, e := range s.episodes {
+		if e.From >= tr.Duration {
+			continue
+		}
+		e.To = math.Min(e.To, tr.Duration)
+		tr.Episodes = append(tr.Episodes, e)
 	}
 	return tr
 }
@@ -295,7 +365,7 @@ type assetCache struct {
 }
 
 func (s Scene) cacheKey() string {
-	return fmt.Sprint(s.Seed, s.Width, s.Height, s.Covers)
+	return fmt.Sprint(s.Seed, s.Width, s.Height, s.Covers, s.Conditions, s.clouds)
 }
 
 // sharedCache serves scenes that were not made by Skeleton.
@@ -337,10 +407,21 @@ func (s Scene) Frame(i int, dst []byte) {
 			c.paste(cv, c.replaced)
 		}
 	}
-	for _, k := range s.cars {
-		k.draw(cv, a.cam, t)
+	shadowK := s.Conditions.shadowK()
+	for _, k := range s.things(t) {
+		k.draw(cv, a.cam, t, shadowK)
+	}
+	if a.light != nil {
+		a.light.apply(s, a.cam, dst, t)
 	}
 	a.expose(dst, i, s.drift.gain(t))
+	if s.Conditions.Rain {
+		s.rain(cv, i, a.salt)
+	}
+	if s.Conditions.Shake {
+		dx, dy := s.shakeAt(i, a.salt)
+		shift(dst, s.Width, s.Height, dx, dy)
+	}
 }
 
 // FrameImage renders frame i as an image, for previews and evidence tests.

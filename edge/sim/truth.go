@@ -16,12 +16,13 @@ type coverJSON struct {
 	FacilityID string `json:"facility_id"`
 	Shape      string `json:"shape"`
 	Region     [4]int `json:"region"`
+	Look       string `json:"look,omitempty"`
 }
 
 // MarshalJSON writes the region as [x0, y0, x1, y1].
 func (c Cover) MarshalJSON() ([]byte, error) {
 	r := c.Region
-	return json.Marshal(coverJSON{c.FacilityID, c.Shape, [4]int{r.Min.X, r.Min.Y, r.Max.X, r.Max.Y}})
+	return json.Marshal(coverJSON{c.FacilityID, c.Shape, [4]int{r.Min.X, r.Min.Y, r.Max.X, r.Max.Y}, c.Look})
 }
 
 // UnmarshalJSON reads the form MarshalJSON writes.
@@ -32,7 +33,7 @@ func (c *Cover) UnmarshalJSON(b []byte) error {
 	if err := d.Decode(&j); err != nil {
 		return err
 	}
-	*c = Cover{FacilityID: j.FacilityID, Shape: j.Shape, Region: image.Rect(j.Region[0], j.Region[1], j.Region[2], j.Region[3])}
+	*c = Cover{FacilityID: j.FacilityID, Shape: j.Shape, Region: image.Rect(j.Region[0], j.Region[1], j.Region[2], j.Region[3]), Look: j.Look}
 	return nil
 }
 
@@ -101,6 +102,36 @@ func (t Truth) Validate() error {
 	for _, c := range t.Covers {
 		if end := next[c.FacilityID]; math.Abs(end-t.Duration) > timeEps {
 			return fmt.Errorf("timeline: %s ends at %v, want %v", c.FacilityID, end, t.Duration)
+		}
+	}
+	for i, id := range t.DarkCovers {
+		if _, ok := next[id]; !ok {
+			return fmt.Errorf("dark_covers[%d]: facility %q is not among the covers", i, id)
+		}
+	}
+	zones := map[string]Zone{}
+	for i, z := range t.Zones {
+		switch {
+		case z.ID == "" || zones[z.ID].ID != "":
+			return fmt.Errorf("zones[%d].id: %q is empty or appears twice", i, z.ID)
+		case len(z.Polygon) < 3:
+			return fmt.Errorf("zones[%d].polygon: %d points, need at least 3", i, len(z.Polygon))
+		case z.Dwell <= 0:
+			return fmt.Errorf("zones[%d].dwell_s: %v must be positive", i, z.Dwell)
+		}
+		zones[z.ID] = z
+	}
+	for i, e := range t.Episodes {
+		z, ok := zones[e.Zone]
+		switch {
+		case !ok:
+			return fmt.Errorf("episodes[%d].zone: %q is not among the zones", i, e.Zone)
+		case e.Rule != z.Rule:
+			return fmt.Errorf("episodes[%d].rule: %q, but zone %s has rule %q", i, e.Rule, z.ID, z.Rule)
+		case e.From < 0 || e.To <= e.From || e.To > t.Duration+timeEps:
+			return fmt.Errorf("episodes[%d]: %v to %v is empty or outside [0, %v]", i, e.From, e.To, t.Duration)
+		case e.Box[2] <= e.Box[0] || e.Box[3] <= e.Box[1]:
+			return fmt.Errorf("episodes[%d].box: %v is empty", i, e.Box)
 		}
 	}
 	return nil

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gridwatch/gridwatch/edge/cover"
+	"github.com/gridwatch/gridwatch/edge/coverclass"
+	"github.com/gridwatch/gridwatch/edge/scenes"
+	"github.com/gridwatch/gridwatch/edge/sim"
+)
+
+// `gridwatch-edge eval scenes --seeds A-B`: the cover monitor and the
+// occupancy detector on the simulated suite (edge/scenes), one row per seed.
+func init() { evals["scenes"] = evalScenes }
+
+func evalScenes(ctx context.Context, args []string) error {
+	return runEvalScenes(ctx, args, os.Stdout, os.Stderr)
+}
+
+func runEvalScenes(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("eval scenes", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	seedsArg := fs.String("seeds", "1-20", "seeds to run: A-B, or a comma-separated list")
+	duration := fs.Duration("duration", 3*time.Minute, "simulated time per seed")
+	width := fs.Int("width", 960, "picture width (16:9)")
+	dwell := fs.Duration("dwell", 10*time.Second, "the zones' dwell time")
+	manifest := fs.String("model", "models/cover-state/manifest.json", "the cover classifier's manifest (\"\": reference look only)")
+	parallel := fs.Int("parallel", 2, "seeds run at once")
+	keep := fs.String("keep", "", "keep each seed's H.264 and truth.json in this directory")
+	asJSON := fs.Bool("json", false, "print one JSON object as the last line")
+	list := fs.Bool("list", false, "print every truth episode and every report of each seed on stderr")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	seeds, err := parseSeeds(*seedsArg)
+	if err != nil {
+		return fmt.Errorf("eval scenes: --seeds: %w", err)
+	}
+	if *parallel < 1 {
+		return fmt.Errorf("eval scenes: --parallel %d must be at least 1", *parallel)
+	}
+	if *duration < 30*time.Second {
+		return fmt.Errorf("eval scenes: --duration %v is shorter than 30s: too short to script a scene", *duration)
+	}
+	opts := scenes.Options{Scene: sim.SuiteOptions{Width: *width, Duration: *duration, Dwell: *dwell}}
+	if *keep != "" {
+		if err := os.MkdirAll(*keep, 0o755); err != nil {
+			return fmt.Errorf("eval scenes: --keep: %w", err)
+		}
+		opts.Dir, opts.Keep = *keep, true
+	}
+
+	start := time.Now()
+	results := make([]scenes.Score, len(seeds))
+	errs := make([]error, len(seeds))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	done := 0
+	for range min(*parallel, len(seeds)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o := opts
+			if *manifest != "" {
+				// One classifier per worker: its scratch buffers are not shared.
+				c, err := coverclass.Load(*manifest)
+				if err != nil {
+					for i := range next {
+						errs[i] = err
+					}
+					return
+				}
+				o.Classifier = cover.FromCoverclass(c)
+			}
+			for i := range next {
+				run, err := scenes.RunSeed(ctx, seeds[i], o)
+				if err != nil {
+					errs[i] = err
+					continue
+				}
+				results[i] = scenes.Evaluate(run)
+				r := results[i]
+				mu.Lock()
+				if *list {
+					listRun(stderr, run)
+				}
+				done++
+				fmt.Fprintf(stderr, "scenes: seed %d done (%d/%d): covers %d/%d found, %d false; occupation %d/%d found, %d reports; render %.0fs, detect %.0fs\n",
+					seeds[i], done, len(seeds), r.CoverFound, r.CoverEpisodes, r.CoverFalse, r.OccFound, r.OccEpisodes, r.OccReports, r.RenderS, r.DetectS)
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range seeds {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(next)
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var total scenes.Score
+	for i, err := range errs {
+		if err != nil {
+			return fmt.Errorf("eval scenes: seed %d: %w", seeds[i], err)
+		}
+		total.Add(results[i])
+	}
+	printScenes(stdout, results, total, time.Since(start))
+	if !*asJSON {
+		return nil
+	}
+	lat := total.Latencies()
+	return json.NewEncoder(stdout).Encode(map[string]any{
+		"benchmark":                          "scenes",
+		"seeds":                              seeds,
+		"camera_hours":                       total.Hours,
+		"cover_recall":                       total.CoverRecall(),
+		"cover_false_reports_per_camera_day": total.FalsePerCameraDay(),
+		"occupancy_precision":                total.OccPrecision(),
+		"occupancy_recall":                   total.OccRecall(),
+		"occupancy_f1":                       total.OccF1(),
+		"latency_p50_s":                      jsonNum(scenes.Quantile(lat, 0.5)),
+		"latency_p95_s":                      jsonNum(scenes.Quantile(lat, 0.95)),
+		"cover_latency_p50_s":                jsonNum(scenes.Quantile(total.CoverLatencies, 0.5)),
+		"occupancy_latency_p50_s":            jsonNum(scenes.Quantile(total.OccLatencies, 0.5)),
+		"cover_episodes":                     total.CoverEpisodes,
+		"cover_false_reports":                total.CoverFalse,
+		"cover_duplicate_reports":            total.CoverDuplicate,
+		"dark_cover_episodes":                total.DarkEpisodes,
+		"dark_cover_episodes_found":          total.DarkFound,
+		"occupancy_episodes":                 total.OccEpisodes,
+		"occupancy_reports":                  total.OccReports,
+		"wall_s":                             time.Since(start).Seconds(),
+	})
+}
+
+// jsonNum keeps NaN (no latency measured) out of the JSON.
+func jsonNum(v float64) any {
+	if math.IsNaN(v) {
+		return nil
+	}
+	return v
+}
+
+func printScenes(w io.Writer, rows []scenes.Score, total scenes.Score, wall time.Duration) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "seed\tconditions\tcovers found\tfalse\tdup\tdark found\toccupation found\treports ok\tlat p50 s\t")
+	cond := func(c *sim.Conditions) string {
+		if c == nil {
+			return "-"
+		}
+		s := c.Light
+		if c.MovingShadows {
+			s += "+shadows"
+		}
+		if c.Rain {
+			s += "+rain"
+		}
+		if c.Shake {
+			s += "+shake"
+		}
+		return s + "+crf" + strconv.Itoa(c.CRF)
+	}
+	row := func(name, cs string, r scenes.Score) {
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%d\t%d/%d\t%d/%d\t%d/%d\t%.1f\t\n", name, cs,
+			r.CoverFound, r.CoverEpisodes, r.CoverFalse, r.CoverDuplicate, r.DarkFound, r.DarkEpisodes,
+			r.OccFound, r.OccEpisodes, r.OccCorrect, r.OccReports, scenes.Quantile(r.Latencies(), 0.5))
+	}
+	for _, r := range rows {
+		row(strconv.FormatInt(r.Seeds[0], 10), cond(r.Conditions), r)
+	}
+	row("total", fmt.Sprintf("%d seeds", len(rows)), total)
+	tw.Flush()
+	lat := total.Latencies()
+	fmt.Fprintf(w, "\ncamera hours simulated   %.2f\n", total.Hours)
+	fmt.Fprintf(w, "cover recall             %.3f (%d/%d; missing episodes on dark covers, not counted: %d, found %d)\n",
+		total.CoverRecall(), total.CoverFound, total.CoverEpisodes, total.DarkEpisodes, total.DarkFound)
+	fmt.Fprintf(w, "false cover reports      %d = %.2f per camera-day (duplicates within a true episode: %d)\n",
+		total.CoverFalse, total.FalsePerCameraDay(), total.CoverDuplicate)
+	fmt.Fprintf(w, "occupation               precision %.3f, recall %.3f, F1 %.3f (%d truth episodes, %d reported)\n",
+		total.OccPrecision(), total.OccRecall(), total.OccF1(), total.OccEpisodes, total.OccReports)
+	fmt.Fprintf(w, "latency                  p50 %.1f s, p95 %.1f s (covers p50 %.1f s from visible; occupation p50 %.1f s after start+dwell)\n",
+		scenes.Quantile(lat, 0.5), scenes.Quantile(lat, 0.95), scenes.Quantile(total.CoverLatencies, 0.5), scenes.Quantile(total.OccLatencies, 0.5))
+	fmt.Fprintf(w, "wall time                %.0f s (render+encode %.0f s, decode+detect %.0f s, summed over seeds)\n",
+		wall.Seconds(), total.RenderS, total.DetectS)
+}
+
+// listRun prints what happened and what was reported, for finding out why
+// a seed scores as it does.
+func listRun(w io.Writer, run scenes.Run) {
+	t := run.Truth
+	fmt.Fprintf(w, "seed %d truth:\n", t.Seed)
+	for _, iv := range t.Timeline {
+		if iv.State == sim.StateMissing {
+			fmt.Fprintf(w, "  cover %s missing %.1f-%.1f s\n", iv.FacilityID, iv.From, iv.To)
+		}
+	}
+	for _, e := range t.Episodes {
+		fmt.Fprintf(w, "  zone %s %s %.1f-%.1f s box %v\n", e.Zone, e.Kind, e.From, e.To, e.Box)
+	}
+	fmt.Fprintf(w, "seed %d reports:\n", t.Seed)
+	for _, c := range run.Covers {
+		fmt.Fprintf(w, "  cover %s %s %s at %.1f s\n", c.FacilityID, c.Phase, c.State, c.At)
+	}
+	for _, o := range run.Occupations {
+		fmt.Fprintf(w, "  zone %s %s %s at %.1f s box %v\n", o.Zone, o.Phase, o.ID, o.At, o.Box)
+	}
+}
+
+// parseSeeds reads "A-B" or "a,b,c".
+func parseSeeds(s string) ([]int64, error) {
+	if a, b, ok := strings.Cut(s, "-"); ok && a != "" {
+		lo, err1 := strconv.ParseInt(strings.TrimSpace(a), 10, 64)
+		hi, err2 := strconv.ParseInt(strings.TrimSpace(b), 10, 64)
+		if err1 != nil || err2 != nil || hi < lo {
+			return nil, fmt.Errorf("%q is not a range A-B with A <= B", s)
+		}
+		if hi-lo >= 10000 {
+			return nil, fmt.Errorf("%q: more than 10000 seeds", s)
+		}
+		var out []int64
+		for v := lo; v <= hi; v++ {
+			out = append(out, v)
+		}
+		return out, nil
+	}
+	var out []int64
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a seed (want A-B or a,b,c)", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
