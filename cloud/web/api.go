@@ -153,6 +153,17 @@ func (s *Server) scores(c *fiber.Ctx) error {
 	if w == (cases.Weights{}) {
 		w = cases.DefaultWeights
 	}
+	if c.Query("kind") == "supervisor" {
+		sw := s.SupervisorWeights
+		if sw == (cases.SupervisorWeights{}) {
+			sw = cases.DefaultSupervisorWeights
+		}
+		out, err := s.Engine.SupervisorScores(c.UserContext(), from, to, sw)
+		if err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{"from": from, "to": to, "weights": sw, "scores": out})
+	}
 	var out []cases.Score
 	switch c.Query("kind", "department") {
 	case "department":
@@ -160,7 +171,7 @@ func (s *Server) scores(c *fiber.Ctx) error {
 	case "street":
 		out, err = s.Engine.StreetScores(c.UserContext(), from, to, w)
 	default:
-		return fiber.NewError(fiber.StatusBadRequest, "kind: department or street")
+		return fiber.NewError(fiber.StatusBadRequest, "kind: department, street or supervisor")
 	}
 	if err != nil {
 		return err
