@@ -30,10 +30,12 @@ type Server struct {
 	Evidence *evidence.Store
 	Engine   *cases.Engine
 	Users    *Users
-	Weights  cases.Weights      // scoring weights (zero: cases.DefaultWeights)
-	Configs  ConfigPusher       // nil: config push unavailable
-	History  *telemetry.History // nil: history answers 503 "needs InfluxDB"
-	Log      *slog.Logger
+	Weights  cases.Weights // scoring weights (zero: cases.DefaultWeights)
+	// SupervisorWeights weight supervisors' indicators (zero: cases.DefaultSupervisorWeights).
+	SupervisorWeights cases.SupervisorWeights
+	Configs           ConfigPusher       // nil: config push unavailable
+	History           *telemetry.History // nil: history answers 503 "needs InfluxDB"
+	Log               *slog.Logger
 
 	app *fiber.App
 }
