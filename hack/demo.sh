@@ -42,7 +42,13 @@ else
 fi
 
 say "[2/4] starting the cloud: web $HTTP, embedded MQTT broker 127.0.0.1:$MQTT_PORT (not 1883: a system Mosquitto may own it), SQLite in $D/cloud"
-bin/gridwatch-cloud serve --http "$HTTP" --mqtt-listen "127.0.0.1:$MQTT_PORT" --data "$D/cloud" >"$D/cloud.log" 2>&1 &
+# The box's broker credentials: the embedded broker lets in only the boxes in
+# devices.passwd, each publishing only as itself (firmware-config/demo-box.yaml
+# reads its password from $D/broker/box-chaoyang-0001.password).
+mkdir -p "$D/broker"
+bin/gridwatch-cloud devices add --credentials "$D/broker/devices.passwd" --secrets "$D/broker" box-chaoyang-0001 >/dev/null
+bin/gridwatch-cloud serve --http "$HTTP" --mqtt-listen "127.0.0.1:$MQTT_PORT" --devices "$D/broker/devices.passwd" \
+  --data "$D/cloud" >"$D/cloud.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -sf "http://$HTTP/healthz" >/dev/null && break; sleep 0.1; done
 curl -sf "http://$HTTP/healthz" >/dev/null || { tail -20 "$D/cloud.log"; die "the cloud did not start; log above ($D/cloud.log)"; }

@@ -22,8 +22,17 @@ type Sender struct {
 
 // Dial connects (retrying in the background).
 func Dial(brokerURL, clientID string, log *slog.Logger) *Sender {
+	return DialAs(brokerURL, clientID, "", "", log)
+}
+
+// DialAs is Dial with the cloud's service identity, for a broker that
+// checks device identity.
+func DialAs(brokerURL, clientID, username, password string, log *slog.Logger) *Sender {
 	opts := mqtt.NewClientOptions().AddBroker(brokerURL).SetClientID(clientID).
 		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second)
+	if username != "" {
+		opts.SetUsername(username).SetPassword(password)
+	}
 	opts.SetOnConnectHandler(func(mqtt.Client) { log.Info("command sender connected", "broker", brokerURL) })
 	c := mqtt.NewClient(opts)
 	c.Connect()

@@ -200,7 +200,10 @@ func TestMissingCoverBecomesCase(t *testing.T) {
 		"rtsp://127.0.0.1:8554/cam1", rtspURL+"/cam1",
 		"data_dir: _demo/edge", "data_dir: "+filepath.Join(dir, "edge"),
 		"cover_model: ../models/", "cover_model: "+filepath.Join(root, "models")+"/",
+		// This test's Mosquitto admits anyone; cloud/broker tests device identity.
+		"password_file: _demo/broker/", "password_file: "+dir+"/",
 	).Replace(string(cfg))
+	os.WriteFile(filepath.Join(dir, "box-chaoyang-0001.password"), []byte("e2e\n"), 0o600)
 	cfgPath := filepath.Join(dir, "box.yaml")
 	os.WriteFile(cfgPath, []byte(s), 0o644)
 	start(t, bin+"/gridwatch-edge", dir, "run", "--config", cfgPath)

@@ -44,9 +44,12 @@ type Stats struct {
 type Ingest struct {
 	BrokerURL string
 	ClientID  string
-	Applier   Applier
-	Sink      Sink
-	Log       *slog.Logger
+	// Username and Password are the cloud's service identity at a broker
+	// that checks device identity (empty: connect anonymously).
+	Username, Password string
+	Applier            Applier
+	Sink               Sink
+	Log                *slog.Logger
 	// OnTelemetry and OnDetection, when set, see each stored telemetry
 	// message and each newly accepted new-phase report (telemetry history).
 	// They must not block.
@@ -100,6 +103,9 @@ func (in *Ingest) Run(ctx context.Context) error {
 		SetMaxReconnectInterval(5 * time.Second).
 		SetOrderMatters(true).
 		SetAutoAckDisabled(true)
+	if in.Username != "" {
+		opts.SetUsername(in.Username).SetPassword(in.Password)
+	}
 	if dial := dialerFor(in.BrokerURL); dial != nil {
 		opts.SetCustomOpenConnectionFn(dial)
 	}

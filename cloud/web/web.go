@@ -30,12 +30,13 @@ type Server struct {
 	Evidence *evidence.Store
 	Engine   *cases.Engine
 	Users    *Users
-	Weights  cases.Weights // scoring weights (zero: cases.DefaultWeights)
-	// SupervisorWeights weight supervisors' indicators (zero: cases.DefaultSupervisorWeights).
-	SupervisorWeights cases.SupervisorWeights
-	Configs           ConfigPusher       // nil: config push unavailable
-	History           *telemetry.History // nil: history answers 503 "needs InfluxDB"
-	Log               *slog.Logger
+	Weights  cases.Weights      // scoring weights (zero: cases.DefaultWeights)
+	Configs  ConfigPusher       // nil: config push unavailable
+	History  *telemetry.History // nil: history answers 503 "needs InfluxDB"
+	// Status, when set, answers GET /api/v1/status: what the cloud runs
+	// (registry version, broker identity and refusals, ingest counters).
+	Status func() any
+	Log    *slog.Logger
 
 	app *fiber.App
 }
@@ -96,6 +97,12 @@ func (s *Server) Handler() *fiber.App {
 	api.Get("/evidence/:sha", s.getEvidence)
 	api.Put("/evidence/:sha", s.putEvidence)
 	api.Get("/devices", s.listDevices)
+	api.Get("/status", func(c *fiber.Ctx) error {
+		if s.Status == nil {
+			return fiber.NewError(fiber.StatusNotFound, "status: not wired in this server")
+		}
+		return c.JSON(s.Status())
+	})
 	api.Get("/tasks", s.listTasks)
 	api.Get("/scores", s.scores)
 	api.Get("/taxonomy", func(c *fiber.Ctx) error { return c.JSON(s.Engine.Categories()) })

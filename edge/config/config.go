@@ -222,6 +222,16 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
+	// The cloud's broker lets a box in only as its device id (user name, or
+	// the common name of its client certificate) and only onto its own topics.
+	switch b := c.Broker; {
+	case b.Username != "" && b.Username != c.Device:
+		return fmt.Errorf("broker.username: %q is not this box's device id %q (a box may only connect as itself)", b.Username, c.Device)
+	case b.PasswordFile != "" && b.Username == "":
+		return fmt.Errorf("broker.password_file: needs broker.username (the device id, %q)", c.Device)
+	case b.Username != "" && b.PasswordFile == "" && b.TLS.Cert == "":
+		return errors.New("broker.password_file: required with broker.username (or a client certificate in broker.tls.cert)")
+	}
 	if err := checkURL("cloud.url", c.Cloud.URL, "http", "https"); err != nil {
 		return err
 	}

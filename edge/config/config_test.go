@@ -23,14 +23,17 @@ func TestDemoConfig(t *testing.T) {
 
 func TestBadConfigs(t *testing.T) {
 	want := map[string]string{
-		"unknown-key.bad.yaml":       "field fps not found",
-		"bad-device.bad.yaml":        "device: device id \"Box/1\"",
-		"bad-broker-scheme.bad.yaml": "broker.url: scheme \"http\"",
-		"bad-facility.bad.yaml":      "cameras[0].covers[0].facility_id",
-		"tiny-region.bad.yaml":       "cameras[0].covers[0].region",
-		"dup-camera.bad.yaml":        "cameras[1].id: \"cam1\" is used twice",
-		"bad-duration.bad.yaml":      "soon",
-		"no-cameras.bad.yaml":        "cameras: at least one camera",
+		"unknown-key.bad.yaml":             "field fps not found",
+		"bad-device.bad.yaml":              "device: device id \"Box/1\"",
+		"bad-broker-scheme.bad.yaml":       "broker.url: scheme \"http\"",
+		"bad-facility.bad.yaml":            "cameras[0].covers[0].facility_id",
+		"tiny-region.bad.yaml":             "cameras[0].covers[0].region",
+		"dup-camera.bad.yaml":              "cameras[1].id: \"cam1\" is used twice",
+		"bad-duration.bad.yaml":            "soon",
+		"no-cameras.bad.yaml":              "cameras: at least one camera",
+		"broker-other-user.bad.yaml":       `broker.username: "box-2" is not this box's device id "box-1"`,
+		"broker-password-no-user.bad.yaml": "broker.password_file: needs broker.username",
+		"broker-user-no-password.bad.yaml": "broker.password_file: required with broker.username",
 	}
 	files, _ := filepath.Glob("testdata/*.bad.yaml")
 	if len(files) != len(want) {

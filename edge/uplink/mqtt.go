@@ -226,6 +226,9 @@ func Dial(o MQTTOptions, log *slog.Logger) (*MQTT, error) {
 		if err != nil {
 			return nil, fmt.Errorf("broker.password_file: %w", err)
 		}
+		if strings.TrimSpace(string(pw)) == "" {
+			return nil, fmt.Errorf("broker.password_file: %s is empty", o.PasswordFile)
+		}
 		opts.SetPassword(strings.TrimSpace(string(pw)))
 	}
 	opts.SetOnConnectHandler(func(c mqtt.Client) {

@@ -496,7 +496,12 @@ func (e *env) edgeConfig(dataDir string) (string, error) {
 		"http://127.0.0.1:8080", e.base(),
 		"rtsp://127.0.0.1:8554/cam1", rtsp,
 		"data_dir: _demo/edge", "data_dir: "+dataDir,
+		// The scenarios' Mosquitto admits anyone; cloud/broker tests device identity.
+		"password_file: _demo/broker/", "password_file: "+e.dir+"/",
 	).Replace(string(b))
+	if err := os.WriteFile(filepath.Join(e.dir, device+".password"), []byte("faults\n"), 0o600); err != nil {
+		return "", err
+	}
 	if !strings.Contains(s, dataDir) {
 		return "", errors.New("firmware-config/demo-box.yaml: data_dir line not found")
 	}

@@ -35,12 +35,15 @@ import (
 var commands = map[string]func(ctx context.Context, args []string) error{}
 
 const usage = `usage:
-  gridwatch-cloud serve [--http 127.0.0.1:8080] [--mqtt-listen 127.0.0.1:1884 | --broker tcp://HOST:PORT]
+  gridwatch-cloud serve [--http 127.0.0.1:8080]
+                        [--mqtt-listen 127.0.0.1:1884 (--devices FILE | --insecure-broker)
+                         | --broker tcp://HOST:PORT [--broker-user NAME --broker-password-file FILE]]
                         [--data DIR | --postgres DSN] [--registry DIR] [--tokens FILE]
                         [--influx URL [--influx-db NAME]] [--taxonomy FILE] [--calendar FILE] [--log-level info]
   gridwatch-cloud imagery eval|train|compare ...
   gridwatch-cloud bench ingest [--json]
-  gridwatch-cloud registry check DIR | export-demo DIR
+  gridwatch-cloud registry check DIR | export-demo DIR | diff OLD NEW
+  gridwatch-cloud devices add|remove|list|mosquitto-acl --credentials FILE ...
 `
 
 func main() {
@@ -81,6 +84,10 @@ func serve(ctx context.Context, args []string) error {
 	calFile := fs.String("calendar", "", "working-time calendar file; empty uses the built-in Beijing calendar")
 	influxURL := fs.String("influx", "", "InfluxDB 1.8 URL for telemetry history (e.g. http://127.0.0.1:8086); empty: no history")
 	influxDB := fs.String("influx-db", telemetry.DefaultDatabase, "InfluxDB database (retention policy autogen)")
+	devicesFile := fs.String("devices", "", "device credentials (mosquitto_passwd format, `gridwatch-cloud devices add`): the embedded broker lets only these boxes in, each publishing only as itself")
+	insecure := fs.Bool("insecure-broker", false, "run the embedded broker without device identity: any client may publish as any box (development only)")
+	brokerUser := fs.String("broker-user", "", "the cloud's user name at the external broker (`devices mosquitto-acl` makes one)")
+	brokerPwFile := fs.String("broker-password-file", "", "file holding the cloud's password at the external broker")
 	pgDSN := fs.String("postgres", "", "PostgreSQL DSN (postgres://user@host:5432/db); empty uses SQLite in --data")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	silence := fs.Duration("device-silence", 90*time.Second, "a box that sends nothing for this long gets a device-fault case")
@@ -103,8 +110,14 @@ func serve(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	d, st, cl, fa := reg.Counts()
-	log.Info("registry loaded", "departments", d, "streets", st, "grid_cells", cl, "facilities", fa)
+	regSource := "built-in demo district"
+	if *regDir != "" {
+		regSource = *regDir
+	}
+	regVersion := registry.NewVersion(reg, regSource, importer(), time.Now())
+	log.Info("registry loaded", "version", regVersion.ID, "sha256", regVersion.SHA256, "source", regSource,
+		"by", regVersion.LoadedBy, "departments", regVersion.Departments, "streets", regVersion.Streets,
+		"grid_cells", regVersion.Cells, "facilities", regVersion.Facilities)
 
 	var db *store.Store
 	var err error
@@ -121,15 +134,46 @@ func serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	url := *brokerURL
-	if url == "" {
-		b, err := broker.Start(*mqttListen, log.With("component", "broker"))
+	url, svcUser, svcPassword := *brokerURL, *brokerUser, ""
+	var emb *broker.Broker
+	switch {
+	case url != "" && (*devicesFile != "" || *insecure):
+		return errors.New("--devices and --insecure-broker are for the embedded broker; with --broker the broker checks identity (gridwatch-cloud devices mosquitto-acl)")
+	case url != "":
+		if (*brokerUser == "") != (*brokerPwFile == "") {
+			return errors.New("--broker-user and --broker-password-file go together")
+		}
+		if *brokerPwFile != "" {
+			if svcPassword, err = broker.ReadSecret(*brokerPwFile); err != nil {
+				return fmt.Errorf("--broker-password-file: %w", err)
+			}
+		}
+	case *devicesFile != "" && *insecure:
+		return errors.New("--devices and --insecure-broker exclude each other")
+	case *devicesFile != "":
+		creds, err := broker.LoadCredentials(*devicesFile)
 		if err != nil {
+			return fmt.Errorf("--devices: %w", err)
+		}
+		// The cloud's own clients get a password that lives only in this process.
+		svcUser, svcPassword = broker.DefaultServiceIdentity, broker.NewPassword()
+		if emb, err = broker.StartAuth(*mqttListen, broker.Auth{Devices: creds, Service: svcUser, ServicePassword: svcPassword},
+			log.With("component", "broker")); err != nil {
 			return err
 		}
-		defer b.Close()
-		url = b.URL()
-		log.Info("embedded MQTT broker listening", "addr", b.Addr())
+		log.Info("embedded MQTT broker listening; boxes publish only as themselves", "addr", emb.Addr(), "devices", len(creds.Devices()))
+	case *insecure:
+		if emb, err = broker.Start(*mqttListen, log.With("component", "broker")); err != nil {
+			return err
+		}
+		log.Warn("INSECURE embedded MQTT broker (--insecure-broker): any client may connect and publish as any box; use --devices FILE outside development",
+			"addr", emb.Addr())
+	default:
+		return errors.New("the embedded broker needs --devices FILE (box credentials: gridwatch-cloud devices add) or, for development only, --insecure-broker")
+	}
+	if emb != nil {
+		defer emb.Close()
+		url = emb.URL()
 	}
 	users := web.DemoUsers()
 	if *tokens != "" {
@@ -152,8 +196,8 @@ func serve(ctx context.Context, args []string) error {
 		}
 	}
 	engine := &cases.Engine{Store: db, Registry: reg, Log: log.With("component", "cases"), Taxonomy: tax, Calendar: cal}
-	in := &ingest.Ingest{BrokerURL: url, ClientID: "gridwatch-cloud", Applier: engine, Sink: db,
-		Log: log.With("component", "ingest")}
+	in := &ingest.Ingest{BrokerURL: url, ClientID: "gridwatch-cloud", Username: svcUser, Password: svcPassword,
+		Applier: engine, Sink: db, Log: log.With("component", "ingest")}
 	var hist *telemetry.History
 	if *influxURL != "" {
 		tcfg := telemetry.Config{URL: *influxURL, Database: *influxDB, Token: os.Getenv("GRIDWATCH_INFLUX_TOKEN"),
@@ -175,9 +219,18 @@ func serve(ctx context.Context, args []string) error {
 	} else {
 		log.Info("no --influx: the fleet page shows current state only; history needs InfluxDB")
 	}
-	cmds := command.Dial(url, "gridwatch-cloud-commands", log.With("component", "commands"))
+	cmds := command.DialAs(url, "gridwatch-cloud-commands", svcUser, svcPassword, log.With("component", "commands"))
 	defer cmds.Close()
-	srv := &web.Server{Store: db, Evidence: ev, Engine: engine, Users: users, Configs: cmds, History: hist, Log: log.With("component", "web")}
+	status := func() any {
+		st := map[string]any{"registry": regVersion, "ingest": in.Stats()}
+		if emb != nil {
+			st["broker"] = map[string]any{"embedded": true, "identity": emb.Secure(), "refused": emb.Refusals(), "dropped": emb.Dropped()}
+		} else {
+			st["broker"] = map[string]any{"embedded": false, "url": url}
+		}
+		return st
+	}
+	srv := &web.Server{Status: status, Store: db, Evidence: ev, Engine: engine, Users: users, Configs: cmds, History: hist, Log: log.With("component", "web")}
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return in.Run(ctx) })
@@ -193,6 +246,17 @@ func serve(ctx context.Context, args []string) error {
 		return srv.Listen(ctx, *httpAddr)
 	})
 	return g.Wait()
+}
+
+// importer names who loaded the registry, for its version record.
+func importer() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	if h, err := os.Hostname(); err == nil {
+		return "uid " + fmt.Sprint(os.Getuid()) + "@" + h
+	}
+	return "unknown"
 }
 
 // overdueLoop flags tasks past their deadline once a minute.
