@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"math"
+	"time"
 
 	"gocv.io/x/gocv"
 
 	"github.com/gridwatch/gridwatch/edge/config"
 	"github.com/gridwatch/gridwatch/edge/decode"
+	"github.com/gridwatch/gridwatch/edge/detect"
 	"github.com/gridwatch/gridwatch/edge/occupancy"
 	"github.com/gridwatch/gridwatch/edge/rtsp"
 	"github.com/gridwatch/gridwatch/edge/wire"
@@ -23,8 +26,9 @@ type occupation struct {
 	sampler *decode.Sampler
 	dec     *decode.Decoder
 	det     *occupancy.Detector
-	scale   float64 // analysis pixels per stream pixel
-	w, h    int     // analysis frame size
+	objects *detect.Detector // the camera's own object detector, if configured
+	scale   float64          // analysis pixels per stream pixel
+	w, h    int              // analysis frame size
 	session uint64
 }
 
@@ -54,11 +58,26 @@ func newOccupation(c *camera) (*occupation, error) {
 		dec.Close()
 		return nil, fmt.Errorf("camera %s zones: %w", cfg.ID, err)
 	}
-	return &occupation{cam: c, dec: dec, det: det, scale: scale, w: w, h: h,
+	var objects *detect.Detector
+	if d := cfg.Detector; d != nil {
+		objects, err = detect.Load(d.Model, d.SHA256, detect.Options{Input: d.Input, Layout: detect.Layout(d.Layout),
+			Classes: d.Classes, Score: float32(d.Score), NMS: float32(d.NMS)})
+		if err != nil {
+			dec.Close()
+			return nil, fmt.Errorf("camera %s detector: %w", cfg.ID, err)
+		}
+		c.log.Info("object detector loaded", "model", d.Model, "layout", d.Layout, "input", d.Input, "classes", d.Classes)
+	}
+	return &occupation{cam: c, dec: dec, det: det, objects: objects, scale: scale, w: w, h: h,
 		sampler: decode.NewSampler(dec, cfg.Occupancy.FPS, w)}, nil
 }
 
-func (o *occupation) close() { o.dec.Close() }
+func (o *occupation) close() {
+	o.dec.Close()
+	if o.objects != nil {
+		o.objects.Close()
+	}
+}
 
 // feed gives the detector the access unit's due pictures.
 func (o *occupation) feed(ctx context.Context, au rtsp.AccessUnit) {
@@ -76,13 +95,34 @@ func (o *occupation) feed(ctx context.Context, au rtsp.AccessUnit) {
 			o.cam.log.Warn("occupancy: stream size differs from the configured frame", "got_w", s.Width, "got_h", s.Height)
 			continue
 		}
-		o.cam.analysed.Add(1)
-		for _, ep := range o.det.Step(s.BGR, au.Received) {
-			if err := o.report(ctx, ep, s.Width, s.Height); err != nil {
-				o.cam.log.Error("occupation report not queued", "zone", ep.Zone, "err", err)
-			}
+		o.analyse(ctx, s.BGR, s.Width, s.Height, au.Received)
+	}
+}
+
+// analyse runs the occupancy detector on one analysis picture and reports
+// the episodes it yields.
+func (o *occupation) analyse(ctx context.Context, bgr []byte, w, h int, at time.Time) {
+	o.cam.analysed.Add(1)
+	for _, ep := range o.det.Step(bgr, at) {
+		if err := o.report(ctx, ep, w, h); err != nil {
+			o.cam.log.Error("occupation report not queued", "zone", ep.Zone, "err", err)
 		}
 	}
+}
+
+// object runs the camera's object detector on the episode's best frame,
+// only when an episode starts or updates, and returns the detection that
+// overlaps the occupied box most.
+func (o *occupation) object(ep occupancy.Episode, w, h int) (detect.Detection, bool) {
+	if o.objects == nil || ep.Phase == occupancy.PhaseEnd || len(ep.BestFrame) != w*h*3 {
+		return detect.Detection{}, false
+	}
+	dets, err := o.objects.DetectBGR(ep.BestFrame, w, h)
+	if err != nil {
+		o.cam.log.Warn("object detector failed", "zone", ep.Zone, "err", err)
+		return detect.Detection{}, false
+	}
+	return detect.Best(dets, ep.Box)
 }
 
 func (o *occupation) report(ctx context.Context, ep occupancy.Episode, w, h int) error {
@@ -95,9 +135,17 @@ func (o *occupation) report(ctx context.Context, ep occupancy.Episode, w, h int)
 	if r.Phase == wire.PhaseEnd {
 		r.State = "clear"
 	}
+	obj, found := o.object(ep, w, h)
+	if found {
+		r.Object, r.ObjectScore = obj.Label, math.Round(float64(obj.Score)*1000)/1000
+	}
 	var files []file
 	if r.Phase != wire.PhaseEnd && len(ep.BestFrame) == w*h*3 {
-		clean, annotated, err := occupationJPEGs(ep, w, h, o.cam.cfg.Zones, o.scale)
+		var seen *detect.Detection
+		if found {
+			seen = &obj
+		}
+		clean, annotated, err := occupationJPEGs(ep, w, h, o.cam.cfg.Zones, o.scale, seen)
 		if err != nil {
 			return err
 		}
@@ -109,7 +157,7 @@ func (o *occupation) report(ctx context.Context, ep occupancy.Episode, w, h int)
 		return err
 	}
 	o.cam.log.Info("occupation report queued", "zone", ep.Zone, "rule", ep.Rule, "phase", ep.Phase,
-		"share", fmt.Sprintf("%.2f", ep.Share), "seq", seq)
+		"share", fmt.Sprintf("%.2f", ep.Share), "object", r.Object, "seq", seq)
 	if r.Phase == wire.PhaseNew {
 		go o.cam.rep.clipLater(ctx, o.cam.ring, r, clipBefore, clipAfter)
 	}
@@ -117,8 +165,8 @@ func (o *occupation) report(ctx context.Context, ep occupancy.Episode, w, h int)
 }
 
 // occupationJPEGs encodes the episode's best frame, clean and with the zone
-// and the occupied box drawn.
-func occupationJPEGs(ep occupancy.Episode, w, h int, zones []config.Zone, scale float64) (clean, annotated []byte, err error) {
+// and the occupied box drawn, and what the object detector saw there.
+func occupationJPEGs(ep occupancy.Episode, w, h int, zones []config.Zone, scale float64, seen *detect.Detection) (clean, annotated []byte, err error) {
 	m, err := gocv.NewMatFromBytes(h, w, gocv.MatTypeCV8UC3, ep.BestFrame)
 	if err != nil {
 		return nil, nil, err
@@ -144,6 +192,11 @@ func occupationJPEGs(ep occupancy.Episode, w, h int, zones []config.Zone, scale 
 	gocv.Rectangle(&ann, ep.Box, color.RGBA{230, 30, 30, 0}, 2)
 	gocv.PutText(&ann, fmt.Sprintf("%s %s %.0f%%", ep.Zone, ep.Rule, ep.Share*100), image.Pt(ep.Box.Min.X, max(ep.Box.Min.Y-4, 10)),
 		gocv.FontHersheySimplex, 0.35, color.RGBA{230, 30, 30, 0}, 1)
+	if seen != nil {
+		gocv.Rectangle(&ann, seen.Box, color.RGBA{40, 200, 240, 0}, 1)
+		gocv.PutText(&ann, fmt.Sprintf("%s %.2f", seen.Label, seen.Score), image.Pt(seen.Box.Min.X, min(seen.Box.Max.Y+10, h-2)),
+			gocv.FontHersheySimplex, 0.35, color.RGBA{40, 200, 240, 0}, 1)
+	}
 	annotated, err = jpegOf(ann)
 	return clean, annotated, err
 }

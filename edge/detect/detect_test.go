@@ -12,7 +12,7 @@ import (
 
 	"gocv.io/x/gocv"
 
-	"github.com/gridwatch/gridwatch/edge/detect/internal/onnxtest"
+	"github.com/gridwatch/gridwatch/edge/detect/onnxtest"
 	"github.com/gridwatch/gridwatch/models"
 )
 
