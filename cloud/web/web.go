@@ -30,6 +30,8 @@ type Server struct {
 	Evidence *evidence.Store
 	Engine   *cases.Engine
 	Users    *Users
+	// Commands sends snapshot and reload to boxes (nil: unavailable).
+	Commands Commander
 	Weights  cases.Weights      // scoring weights (zero: cases.DefaultWeights)
 	Configs  ConfigPusher       // nil: config push unavailable
 	History  *telemetry.History // nil: history answers 503 "needs InfluxDB"
@@ -112,6 +114,7 @@ func (s *Server) Handler() *fiber.App {
 	})
 	s.workflowRoutes(api)
 	api.Put("/devices/:id/config", s.Users.authenticated, s.putDeviceConfig)
+	api.Post("/devices/:id/commands", s.Users.authenticated, s.postDeviceCommand)
 	api.Get("/devices/:id/history", s.History.Handler())
 	s.uiRoutes(app)
 	app.Get("/", func(c *fiber.Ctx) error { return c.Redirect("/ui/map", fiber.StatusFound) })
