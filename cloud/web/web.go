@@ -32,9 +32,11 @@ type Server struct {
 	Users    *Users
 	// Commands sends snapshot and reload to boxes (nil: unavailable).
 	Commands Commander
-	Weights  cases.Weights      // scoring weights (zero: cases.DefaultWeights)
-	Configs  ConfigPusher       // nil: config push unavailable
-	History  *telemetry.History // nil: history answers 503 "needs InfluxDB"
+	Weights  cases.Weights // scoring weights (zero: cases.DefaultWeights)
+	// SupervisorWeights weight supervisors' indicators (zero: cases.DefaultSupervisorWeights).
+	SupervisorWeights cases.SupervisorWeights
+	Configs           ConfigPusher       // nil: config push unavailable
+	History           *telemetry.History // nil: history answers 503 "needs InfluxDB"
 	// Status, when set, answers GET /api/v1/status: what the cloud runs
 	// (registry version, broker identity and refusals, ingest counters).
 	Status func() any
