@@ -78,7 +78,8 @@ func TestDeviceCommands(t *testing.T) {
 				t.Fatalf("%d %s, want %d", r.code, r.body, tc.code)
 			}
 			if tc.code != 202 {
-				if !strings.Contains(string(r.body), tc.want) {
+				var e struct{ Error string }
+				if json.Unmarshal(r.body, &e) != nil || !strings.Contains(e.Error, tc.want) {
 					t.Fatalf("error %s does not say %q", r.body, tc.want)
 				}
 				return

@@ -37,6 +37,8 @@ type Server struct {
 	SupervisorWeights cases.SupervisorWeights
 	Configs           ConfigPusher       // nil: config push unavailable
 	History           *telemetry.History // nil: history answers 503 "needs InfluxDB"
+	// Imagery runs imagery comparison jobs (nil: their endpoints answer 503).
+	Imagery ImageryJobs
 	// Status, when set, answers GET /api/v1/status: what the cloud runs
 	// (registry version, broker identity and refusals, ingest counters).
 	Status func() any
@@ -115,6 +117,7 @@ func (s *Server) Handler() *fiber.App {
 		return c.Send(openapi)
 	})
 	s.workflowRoutes(api)
+	s.imageryRoutes(api)
 	api.Put("/devices/:id/config", s.Users.authenticated, s.putDeviceConfig)
 	api.Post("/devices/:id/commands", s.Users.authenticated, s.postDeviceCommand)
 	api.Get("/devices/:id/history", s.History.Handler())
