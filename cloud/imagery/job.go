@@ -14,6 +14,7 @@ import (
 	"image/color"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sort"
 	"sync"
@@ -131,6 +132,21 @@ const (
 	SummaryFile = "summary.json"
 )
 
+// jobIDRE: a job directory's name becomes the job's id when it can be part
+// of a device id (imagery-ID); otherwise the id is random.
+var jobIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
+
+// SpecID is the id of the job a spec describes: the same comparison gets the
+// same id (and directory), so starting it again resumes it.
+func SpecID(spec JobSpec) (string, error) {
+	if err := spec.Normalize(); err != nil {
+		return "", err
+	}
+	data, _ := json.Marshal(spec)
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:6]), nil
+}
+
 // OpenJob opens the job in dir, creating it from spec if dir has none. A
 // spec given for an existing job must equal the stored one (a different
 // comparison needs another directory); a nil spec resumes whatever is there.
@@ -159,9 +175,13 @@ func OpenJob(dir string, spec *JobSpec) (*Job, error) {
 		if err := s.Normalize(); err != nil {
 			return nil, err
 		}
-		var id [6]byte
-		_, _ = rand.Read(id[:])
-		j.State = JobState{ID: hex.EncodeToString(id[:]), Spec: s, Created: time.Now().UTC().Truncate(time.Second)}
+		id := filepath.Base(dir)
+		if !jobIDRE.MatchString(id) {
+			var r [6]byte
+			_, _ = rand.Read(r[:])
+			id = hex.EncodeToString(r[:])
+		}
+		j.State = JobState{ID: id, Spec: s, Created: time.Now().UTC().Truncate(time.Second)}
 		if err := os.MkdirAll(filepath.Join(dir, "crops"), 0o755); err != nil {
 			return nil, fmt.Errorf("job: %w", err)
 		}

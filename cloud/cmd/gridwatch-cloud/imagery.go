@@ -15,7 +15,6 @@ import (
 
 	"github.com/gridwatch/gridwatch/cloud/imagery"
 	"github.com/gridwatch/gridwatch/cloud/imagery/change"
-	"github.com/gridwatch/gridwatch/cloud/imagery/georef"
 )
 
 func init() { commands["imagery"] = imageryCmd }
@@ -24,11 +23,14 @@ const imageryUsage = `usage:
   gridwatch-cloud imagery eval    --pairs DIR [--model FILE] [--json] [--record NAME] [--out DIR]
   gridwatch-cloud imagery train   --pairs DIR[,DIR...] --out FILE [--rounds N] [--depth N] [--samples N]
                                   [--scales 1,3,7,15,31] [--exclude NAMES] [--default]
-  gridwatch-cloud imagery compare --before IMG --after IMG [--out changes.geojson] [--model FILE]
-                                  [--crs auto|EPSG:3857|EPSG:4326] [--tile 768] [--min-area-m2 20]
+  gridwatch-cloud imagery compare --before X --after Y [--area GEOJSON] [--job DIR] [--out changes.geojson]
+                                  [--zoom N] [--scheme auto|xyz|tms] [--crs auto|EPSG:3857|EPSG:4326]
+                                  [--tile 1024] [--min-area-m2 20] [--model FILE] [--workers N]
 DIR holds A/ (before), B/ (after) and label/ (255 = changed) with the same file names.
-IMG has a world file beside it (.pgw/.jgw/.tfw/.wld); both dates on one pixel grid.
-The model defaults to models/imagery/manifest.json's default; its sha256 must match the manifest.
+X and Y are both tile pyramids ({z}/{x}/{y}.png|jpg folders or .mbtiles, Web Mercator) or both
+georeferenced images on one pixel grid (GeoTIFF in EPSG:3857/4326, or an image with a .pgw/.jgw/.tfw/.wld).
+compare is a resumable job: run the same command again to continue after a stop.
+The model defaults to models/imagery/catalog.json's default; its sha256 must match the catalog.
 `
 
 func imageryCmd(ctx context.Context, args []string) error {
@@ -235,84 +237,103 @@ func imageryTrain(ctx context.Context, args []string) error {
 
 func imageryCompare(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("imagery compare", flag.ContinueOnError)
-	beforePath := fs.String("before", "", "before image with a world file beside it")
-	afterPath := fs.String("after", "", "after image on the same pixel grid, with a world file")
-	out := fs.String("out", "changes.geojson", "GeoJSON output (WGS84 polygons with area_m2 and score)")
-	modelPath := fs.String("model", "", "model file (default: the manifest's default in models/imagery)")
-	crsFlag := fs.String("crs", "auto", "CRS of the world files: EPSG:3857, EPSG:4326 or auto")
-	tile := fs.Int("tile", 768, "tile side in pixels")
-	minArea := fs.Float64("min-area-m2", 20, "drop changes smaller than this on the ground")
+	var spec imagery.JobSpec
+	fs.StringVar(&spec.Before, "before", "", "before: tile folder ({z}/{x}/{y}.png|jpg), MBTiles file, GeoTIFF, or image with a world file")
+	fs.StringVar(&spec.After, "after", "", "after: the same kind as --before")
+	fs.StringVar(&spec.Area, "area", "", "GeoJSON (Multi)Polygons in WGS84: compare only inside them")
+	fs.IntVar(&spec.Zoom, "zoom", 0, "tile pyramids: zoom level (default: the highest both dates have)")
+	fs.StringVar(&spec.Scheme, "scheme", "auto", "tile folders: xyz, tms, or auto (tms when gdal2tiles' tilemapresource.xml is there)")
+	fs.StringVar(&spec.CRS, "crs", "auto", "world files: EPSG:3857, EPSG:4326 or auto")
+	fs.IntVar(&spec.Tile, "tile", 0, "georeferenced images: unit side in pixels (default 1024)")
+	fs.Float64Var(&spec.MinAreaM2, "min-area-m2", 20, "drop changes smaller than this on the ground")
+	fs.StringVar(&spec.Model, "model", "", "model file (default: the catalog's default in models/imagery)")
+	jobDir := fs.String("job", "", "job directory (default .gridwatch-jobs/ID, ID from the options: the same command resumes)")
+	out := fs.String("out", "changes.geojson", "GeoJSON output (WGS84 polygons with area_m2, score and crops)")
+	workers := fs.Int("workers", 0, "units processed at once (default GOMAXPROCS)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *beforePath == "" || *afterPath == "" {
+	if spec.Before == "" || spec.After == "" {
 		return fmt.Errorf("imagery compare: --before and --after are required")
 	}
-	crs, err := georef.ParseCRS(*crsFlag)
-	if err != nil {
-		return fmt.Errorf("imagery compare: --crs: %w", err)
+	if spec.Scheme == "auto" {
+		spec.Scheme = ""
 	}
-	m, entry, err := imagery.LoadModel(*modelPath)
-	if err != nil {
-		return err
+	if spec.CRS == "auto" {
+		spec.CRS = ""
 	}
-	wfB, _, err := georef.WorldFileFor(*beforePath)
-	if err != nil {
-		return err
-	}
-	wfA, _, err := georef.WorldFileFor(*afterPath)
-	if err != nil {
-		return err
-	}
-	if wfA != wfB {
-		return fmt.Errorf("imagery compare: the world files differ (%+v vs %+v): resample both dates onto one grid first (e.g. gdalwarp -tr/-te)", wfB, wfA)
-	}
-	before, err := imagery.ReadMat(*beforePath)
-	if err != nil {
-		return err
-	}
-	defer before.Close()
-	after, err := imagery.ReadMat(*afterPath)
-	if err != nil {
-		return err
-	}
-	defer after.Close()
-	g, err := georef.NewGrid(wfB, crs, before.Cols(), before.Rows())
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "imagery compare: %dx%d px, %s, model %s v%s (sha256 %.12s…)\n", g.W, g.H, g.CRS, m.Name, m.Version, entry.SHA256)
-	start := time.Now()
-	last := time.Time{}
-	changes, st, err := imagery.Compare(ctx, m, before, after, g, imagery.CompareOptions{Tile: *tile, MinAreaM2: *minArea,
-		Progress: func(done, total int) {
-			if time.Since(last) > time.Second || done == total {
-				last = time.Now()
-				el := time.Since(start).Seconds()
-				fmt.Fprintf(os.Stderr, "imagery compare: tile %d/%d (%.0f%%), %.1fs elapsed, ~%.0fs left\n",
-					done, total, 100*float64(done)/float64(total), el, el/float64(done)*float64(total-done))
-			}
-		}})
-	if err != nil {
-		return err
-	}
-	f, err := os.Create(*out)
+	id, err := imagery.SpecID(spec)
 	if err != nil {
 		return fmt.Errorf("imagery compare: %w", err)
 	}
-	if err := georef.WriteGeoJSON(f, changes); err != nil {
-		f.Close()
+	if *jobDir == "" {
+		*jobDir = filepath.Join(".gridwatch-jobs", id)
+	}
+	m, entry, err := imagery.LoadModel(spec.Model)
+	if err != nil {
 		return err
 	}
-	if err := f.Close(); err != nil {
+	j, err := imagery.OpenJob(*jobDir, &spec)
+	if err != nil {
+		return fmt.Errorf("imagery compare: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "imagery compare: job %s in %s, model %s v%s (sha256 %.12s…)\n", j.State.ID, *jobDir, m.Name, m.Version, entry.SHA256)
+	tty := false
+	if st, err := os.Stderr.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+		tty = true
+	}
+	var last time.Time
+	sum, err := j.Run(ctx, m, imagery.RunOptions{Workers: *workers, Progress: func(p imagery.Progress) {
+		if time.Since(last) < time.Second && p.Done < p.Total {
+			return
+		}
+		last = time.Now()
+		fmt.Fprint(os.Stderr, progressLine(p, tty))
+	}})
+	if tty {
+		fmt.Fprintln(os.Stderr)
+	}
+	if err != nil {
 		return err
 	}
-	var total float64
-	for _, c := range changes {
-		total += c.AreaM2
+	if *out != "" {
+		data, err := os.ReadFile(sum.GeoJSON)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*out, data, 0o644); err != nil {
+			return fmt.Errorf("imagery compare: %w", err)
+		}
 	}
-	mp := float64(st.Pixels) / 1e6
-	fmt.Printf("%d changes, %.0f m² in total, written to %s\n%d tiles, %.1f MP of both dates in %.2fs: %.2f MP/s, %.1f ms per megapixel; CPU %.1f ms per megapixel\n",
-		len(changes), total, *out, st.Tiles, mp, st.Duration.Seconds(), mp/st.Duration.Seconds(), st.Duration.Seconds()*1000/mp, st.CPU.Seconds()*1000/mp)
+	fmt.Printf("job %s: %d units (%d done by an earlier run), %d changes, %.0f m² in total; written to %s (crops in %s/crops)\n",
+		sum.JobID, sum.Units, sum.Resumed, sum.Changes, sum.AreaM2, *out, *jobDir)
+	if sum.MP > 0 {
+		fmt.Printf("this run: %.1f MP of both dates in %.2fs: %.2f MP/s, %.1f ms per megapixel; CPU %.1f ms per megapixel\n",
+			sum.MP, sum.Seconds, sum.MP/sum.Seconds, sum.MsPerMP, sum.CPUMsPerMP)
+	}
 	return nil
+}
+
+// progressLine draws a bar on a terminal (redrawn in place) and plain
+// periodic lines in logs.
+func progressLine(p imagery.Progress, tty bool) string {
+	frac := 0.0
+	if p.Total > 0 {
+		frac = float64(p.Done) / float64(p.Total)
+	}
+	const width = 30
+	bar := strings.Repeat("#", int(frac*width)) + strings.Repeat(".", width-int(frac*width))
+	eta := "?"
+	if n := p.Done - p.Resumed; n > 0 {
+		eta = (time.Duration(float64(p.Elapsed) / float64(n) * float64(p.Total-p.Done))).Round(time.Second).String()
+	}
+	rate := 0.0
+	if s := p.Elapsed.Seconds(); s > 0 {
+		rate = p.MP / s
+	}
+	line := fmt.Sprintf("[%s] %3.0f%% %d/%d units, %d changes, %.1f MP/s, %s left", bar, 100*frac, p.Done, p.Total, p.Changes, rate, eta)
+	if tty {
+		return "\r" + line + "   "
+	}
+	return "imagery compare: " + line + "\n"
 }

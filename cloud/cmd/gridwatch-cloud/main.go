@@ -231,6 +231,7 @@ func serve(ctx context.Context, args []string) error {
 		return st
 	}
 	srv := &web.Server{Status: status, Store: db, Evidence: ev, Engine: engine, Users: users, Configs: cmds, History: hist, Log: log.With("component", "web")}
+	srv.Imagery = imageryJobs(ctx, filepath.Join(*dataDir, "imagery-jobs"), engine, ev, log.With("component", "imagery"))
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return in.Run(ctx) })
