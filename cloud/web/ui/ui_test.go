@@ -118,7 +118,7 @@ func TestDepartmentReportsFixedWithPhoto(t *testing.T) {
 	shot(t, ctx, "case-en")
 }
 
-// The big screen shows department and street rankings from the scores API, today's counts and the
+// The big screen shows department, street and supervisor rankings from the scores API, today's counts and the
 // overdue case, in both languages.
 func TestBigScreenShowsRankings(t *testing.T) {
 	e := newEnv(t)
@@ -130,6 +130,10 @@ func TestBigScreenShowsRankings(t *testing.T) {
 		m := eval[int](t, ctx, `document.querySelectorAll("#rank-streets tr[data-party]").length`)
 		if n < 3 || m < 3 {
 			t.Fatalf("%s: rankings have %d departments and %d streets", lang, n, m)
+		}
+		// The seeded supervisor checked one fixed case: it is ranked, with that check on time.
+		if s := text(t, ctx, "#rank-supervisors"); !strings.Contains(s, "100%") || eval[int](t, ctx, `document.querySelectorAll("#rank-supervisors tr[data-party]").length`) != 1 {
+			t.Fatalf("%s: supervisor ranking: %s", lang, s)
 		}
 		want := map[string]string{"zh": "国网北京市电力公司朝阳供电公司", "en": "Chaoyang Power Supply Co."}[lang]
 		if s := text(t, ctx, "#rank-depts"); !strings.Contains(s, want) {

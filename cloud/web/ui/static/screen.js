@@ -1,4 +1,4 @@
-// screen.js: the big screen: today's counts, department and street rankings (scores API, drawn with
+// screen.js: the big screen: today's counts, department, street and supervisor rankings (scores API, drawn with
 // ECharts when it is installed, always as a table), overdue cases and the latest detections.
 // Refreshes every 30 s and whenever the cases change.
 "use strict";
@@ -37,12 +37,28 @@
     chart.resize();
   }
 
+  // supervisors ranks the supervisors (信息采集员) by reports, valid-report rate and checks on time;
+  // a rate with nothing to measure shows as a dash, as the score leaves it out.
+  function supervisors(scores) {
+    const rows = scores.slice(0, 10);
+    const pct = (n, d) => (d ? Math.round((n / d) * 100) + "%" : "–");
+    const th = (k) => "<th>" + GW.esc(GW.t(k)) + "</th>";
+    $("#rank-supervisors tbody").innerHTML = rows.length ? '<tr class="rank-head">' + th("screen.rank") + "<th></th>" + th("screen.score") + th("screen.grade") + th("screen.reports") +
+      th("screen.valid") + th("screen.checks") + "</tr>" +
+      rows.map((s, i) => '<tr data-party="' + GW.esc(s.party) + '"><td class="rk">' + (i + 1) + '</td><td class="nm">' + GW.esc(s.party) + '</td><td class="num">' + s.score.toFixed(1) +
+        '</td><td><span class="grade-badge" style="background:' + GRADE_COLORS[s.grade] + '">' + s.grade + '</span></td><td class="num">' + s.reports +
+        '</td><td class="num">' + pct(s.valid, s.reports) + '</td><td class="num">' + pct(s.checks_on_time, s.checks) + "</td></tr>").join("")
+      : '<tr><td class="muted">' + GW.esc(GW.t("screen.norank")) + "</td></tr>";
+  }
+
   async function load() {
-    const [depts, streets, today, cases] = await Promise.all([
-      GW.get("/api/v1/scores?kind=department"), GW.get("/api/v1/scores?kind=street"), GW.get("/api/v1/stats/today"), GW.get("/api/v1/cases?limit=50")]);
+    const [depts, streets, sups, today, cases] = await Promise.all([
+      GW.get("/api/v1/scores?kind=department"), GW.get("/api/v1/scores?kind=street"), GW.get("/api/v1/scores?kind=supervisor"),
+      GW.get("/api/v1/stats/today"), GW.get("/api/v1/cases?limit=50")]);
     for (const k of ["new", "dispatched", "closed", "overdue", "awaiting", "open"]) $("#k-" + k).textContent = today[k];
     ranking("depts", depts.scores || []);
     ranking("streets", streets.scores || []);
+    supervisors(sups.scores || []);
     $("#overdue-list").innerHTML = today.overdue_cases.slice(0, 12).map((c) =>
       '<li><a href="/ui/cases/' + c.id + '">#' + c.id + "</a> " + GW.esc(GW.caseLabel(c)) + ' <span class="sp"></span><span class="bad">' + GW.esc(GW.timeLeft(c.task_deadline).text) +
       '</span><br><small>' + GW.esc(GW.deptName(c.task_dept)) + " · " + GW.esc(GW.streetName(c.street, c.street_name)) + "</small></li>").join("") ||
