@@ -288,13 +288,15 @@ func TestBadMessagesAreDeadLettered(t *testing.T) {
 	// The reason must name the problem; the same substrings edge/wire's own
 	// tests expect of DecodeReport.
 	wantReason := map[string]string{
-		"wrong-version.json":   "v: got 2",
-		"unknown-field.json":   `unknown field "extra"`,
-		"bad-facility.json":    "facility_id",
-		"zero-seq.json":        "seq",
-		"wildcard-device.json": "device",
-		"bad-phase.json":       "phase",
-		"not-json.json":        "invalid character",
+		"wrong-version.json":        "v: got 2",
+		"unknown-field.json":        `unknown field "extra"`,
+		"bad-facility.json":         "facility_id",
+		"zero-seq.json":             "seq",
+		"wildcard-device.json":      "device",
+		"bad-phase.json":            "phase",
+		"not-json.json":             "invalid character",
+		"object-without-score.json": "object_score",
+		"object-on-cover.json":      "object: only occupation reports",
 	}
 	files, err := filepath.Glob(filepath.Join("..", "..", "edge", "wire", "testdata", "bad", "*.json"))
 	if err != nil || len(files) == 0 {
