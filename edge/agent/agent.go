@@ -54,18 +54,29 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	cams := newFleet(ctx, func(cam config.Camera) *camera {
 		return newCamera(cam, rep, classify, log.With("component", "camera", "camera", cam.ID))
 	}, log)
+	// Cameras start before the uplink, so a command queued for the box while
+	// it was offline (snapshot, enrol) finds them when it arrives.
+	cams.apply(cfg.Cameras)
 	rc := &reconfigurer{cur: cfg, fleet: cams, log: log.With("component", "config"), settle: 3 * time.Second}
 	pushes := make(chan wire.ConfigPush, 1)
+	reloads := make(chan struct{}, 1)
 	mq, err := dialUplink(cfg, ob, func(cmd wire.Command) {
-		if cmd.Cmd != wire.CmdEnrol {
-			return
+		switch cmd.Cmd {
+		case wire.CmdEnrol:
+			c, ok := cams.cameras()[cmd.Camera]
+			if !ok {
+				log.Warn("enrol: unknown camera", "camera", cmd.Camera)
+				return
+			}
+			c.requestEnrol(cmd.FacilityID)
+		case wire.CmdReload:
+			select { // one waiting reload covers any number asked for
+			case reloads <- struct{}{}:
+			default:
+			}
+		case wire.CmdSnapshot:
+			requestSnapshots(cams.cameras(), cmd, log)
 		}
-		c, ok := cams.cameras()[cmd.Camera]
-		if !ok {
-			log.Warn("enrol: unknown camera", "camera", cmd.Camera)
-			return
-		}
-		c.requestEnrol(cmd.FacilityID)
 	}, func(p wire.ConfigPush) {
 		select { // keep only the newest push waiting
 		case <-pushes:
@@ -111,7 +122,6 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	run("outbox", func() error { return ob.Run(ctx, mq.Publish) })
 	run("evidence", func() error { return ev.Run(ctx) })
-	cams.apply(cfg.Cameras)
 	run("config", func() error {
 		for {
 			select {
@@ -119,6 +129,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 				return ctx.Err()
 			case p := <-pushes:
 				rc.apply(p) // refusals are logged and reported in the status
+			case <-reloads:
+				rc.reload() // the same
 			}
 		}
 	})

@@ -42,6 +42,7 @@ type camera struct {
 	mu      sync.Mutex
 	enrol   map[string]bool               // covers to re-enrol on the next keyframe
 	alarmed map[string]wire.SensorReading // sensor alarms waiting for a look
+	snaps   []string                      // snapshot commands waiting for the next keyframe
 }
 
 func newCamera(cfg config.Camera, rep *reporter, classify cover.Classifier, log *slog.Logger) *camera {
@@ -111,7 +112,7 @@ func (c *camera) run(ctx context.Context) error {
 		}
 		c.keyframes.Add(1)
 		c.mu.Lock()
-		urgent := len(c.alarmed) > 0
+		urgent := len(c.alarmed) > 0 || len(c.snaps) > 0
 		c.mu.Unlock()
 		if au.Received.Sub(last) < c.cfg.CoverCheck.Interval && !urgent {
 			return
@@ -151,7 +152,14 @@ func (c *camera) check(ctx context.Context, mon *cover.Monitor, f decode.Frame, 
 	}
 	alarms := c.alarmed
 	c.alarmed = map[string]wire.SensorReading{}
+	snaps := c.snaps
+	c.snaps = nil
 	c.mu.Unlock()
+	for _, id := range snaps {
+		if err := c.snapshot(mat, id, at); err != nil {
+			c.log.Error("snapshot not queued", "command", id, "err", err)
+		}
+	}
 	changes, err := mon.Check(mat, at)
 	if err != nil {
 		return err

@@ -156,30 +156,7 @@ func (rc *reconfigurer) apply(push wire.ConfigPush) error {
 			return rc.refuse(push, err)
 		}
 	}
-	for _, f := range []struct {
-		name     string
-		old, new any
-	}{{"device", rc.cur.Device, next.Device}, {"broker", rc.cur.Broker, next.Broker}, {"cloud", rc.cur.Cloud, next.Cloud},
-		{"data_dir", rc.cur.DataDir, next.DataDir}, {"sensors", rc.cur.Sensors, next.Sensors}} {
-		if !reflect.DeepEqual(f.old, f.new) {
-			return rc.refuse(push, fmt.Errorf("%s changed: %w", f.name, errNeedsRestart))
-		}
-	}
-	started := rc.fleet.apply(next.Cameras)
-	if err := rc.fleet.failedEarly(started, rc.settle); err != nil {
-		rc.fleet.apply(rc.cur.Cameras)
-		return rc.refuse(push, fmt.Errorf("rolled back to version %s: %w", rc.cur.Version, err))
-	}
-	if rc.cur.Path != "" {
-		if err := persist(rc.cur.Path, []byte(push.YAML)); err != nil {
-			rc.fleet.apply(rc.cur.Cameras)
-			return rc.refuse(push, fmt.Errorf("rolled back to version %s: save: %w", rc.cur.Version, err))
-		}
-	}
-	rc.log.Info("config applied", "version", next.Version, "previous", rc.cur.Version, "cameras_restarted", started)
-	rc.cur = next
-	rc.status(next.Version, "")
-	return nil
+	return rc.switchTo(next, push.Version, []byte(push.YAML))
 }
 
 func (rc *reconfigurer) refuse(push wire.ConfigPush, err error) error {
