@@ -240,17 +240,15 @@ func (d *Detector) updatePixels(frame []byte, dt float32) {
 		alpha = 1 - float32(math.Exp(-float64(dt)/fastTau.Seconds()))
 	}
 	forget := float32(d.Forget.Seconds())
+	if d.steps > 0 {
+		d.findMotion(frame)
+	}
 	for p := range d.age {
-		mv := false
 		for c := 0; c < 3; c++ {
-			v := float32(frame[p*3+c])
 			f := d.fast[p*3+c]
-			if d.steps > 0 && math.Abs(float64(v-f)) > moveLevel {
-				mv = true
-			}
-			d.fast[p*3+c] = f + alpha*(v-f)
+			d.fast[p*3+c] = f + alpha*(float32(frame[p*3+c])-f)
 		}
-		d.moving[p] = b2u(mv)
+		mv := d.moving[p] != 0
 		// Foreground that the local change of light explains is the slow
 		// model's to learn, not an object; pixels already held are objects
 		// and stay so whatever the light does.
@@ -280,6 +278,47 @@ func (d *Detector) updatePixels(frame []byte, dt float32) {
 		d.holdBlobs(frame, d.fresh)
 		d.fresh = d.fresh[:0]
 	}
+}
+
+// findMotion marks the pixels that differ from the fast background by more
+// than moveLevel in some channel at every position within one pixel: a pole
+// swaying in the wind moves the whole picture by a pixel or so, which must
+// not make the edges of a standing object look like motion (and so keep it
+// from ever ageing), while anything really moving differs everywhere near.
+func (d *Detector) findMotion(frame []byte) {
+	w, h := d.w, d.h
+	for y := range h {
+		for x := range w {
+			p := y*w + x
+			still := false
+			for dy := -1; dy <= 1 && !still; dy++ {
+				yy := y + dy
+				if yy < 0 || yy >= h {
+					continue
+				}
+				for dx := -1; dx <= 1; dx++ {
+					xx := x + dx
+					if xx < 0 || xx >= w {
+						continue
+					}
+					q := (yy*w + xx) * 3
+					if absDiff(frame[p*3], d.fast[q]) <= moveLevel && absDiff(frame[p*3+1], d.fast[q+1]) <= moveLevel &&
+						absDiff(frame[p*3+2], d.fast[q+2]) <= moveLevel {
+						still = true
+						break
+					}
+				}
+			}
+			d.moving[p] = b2u(!still)
+		}
+	}
+}
+
+func absDiff(v byte, f float32) float32 {
+	if d := float32(v) - f; d >= 0 {
+		return d
+	}
+	return f - float32(v)
 }
 
 // updateZone runs one zone's episode state machine.
