@@ -1,0 +1,45 @@
+package scenes
+
+import (
+	"context"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/gridwatch/gridwatch/edge/cover"
+	"github.com/gridwatch/gridwatch/edge/coverclass"
+	"github.com/gridwatch/gridwatch/edge/sim"
+)
+
+// TestShortSuiteScene runs the whole path (render, encode, decode, cover
+// monitor with the shipped classifier, occupancy detector, scoring) on one
+// short daylight scene and checks that the stolen cover is found without a
+// false report and that the occupations are found. The full suite is
+// `gridwatch-edge eval scenes`, not a test.
+func TestShortSuiteScene(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg not installed (hack/install-deps.sh installs it)")
+	}
+	c, err := coverclass.Load("../../models/cover-state/manifest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const seed = 6 // dusk with headlights, steady camera
+	o := Options{Scene: sim.SuiteOptions{Width: 640, Duration: 90 * time.Second}, Classifier: cover.FromCoverclass(c), Dir: t.TempDir()}
+	run, err := RunSeed(context.Background(), seed, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Evaluate(run)
+	t.Logf("covers %d/%d false %d; occupation %d/%d, %d reports; latencies %v %v",
+		s.CoverFound, s.CoverEpisodes, s.CoverFalse, s.OccFound, s.OccEpisodes, s.OccReports, s.CoverLatencies, s.OccLatencies)
+	if s.CoverEpisodes == 0 || s.OccEpisodes == 0 {
+		t.Fatalf("the scene scripts %d missing covers and %d occupations; want some of each", s.CoverEpisodes, s.OccEpisodes)
+	}
+	if s.CoverRecall() < 1 || s.CoverFalse > 0 {
+		t.Errorf("cover recall %.2f with %d false reports, want 1 and 0", s.CoverRecall(), s.CoverFalse)
+	}
+	if s.OccF1() < 0.5 {
+		t.Errorf("occupation F1 %.2f, want at least 0.5", s.OccF1())
+	}
+}
