@@ -143,6 +143,15 @@ func hazard(state string) bool {
 	return state == wire.CoverMissing || state == wire.CoverDisplaced
 }
 
+// createCase files c, stamped with the version of the registry its owner,
+// grid cell and street office were looked up in: a later re-import that
+// moves a facility to another owner leaves the cases already filed as they
+// were, and says under which registry they were filed.
+func (e *Engine) createCase(ctx context.Context, tx *store.Tx, c *store.Case) error {
+	c.RegistryVersion = e.Registry.VersionID()
+	return tx.CreateCase(ctx, c)
+}
+
 func (e *Engine) newCoverCase(ctx context.Context, tx *store.Tx, r wire.Report, fac registry.Facility, key string, now time.Time) (store.Case, error) {
 	c := store.Case{
 		IncidentKey: key, Status: StatusReported, Source: SourceCamera,
@@ -165,7 +174,7 @@ func (e *Engine) newCoverCase(ctx context.Context, tx *store.Tx, r wire.Report, 
 	} else {
 		e.Log.Warn("facility lies in no grid cell", "facility", fac.ID, "lat", fac.Lat, "lon", fac.Lon)
 	}
-	if err := tx.CreateCase(ctx, &c); err != nil {
+	if err := e.createCase(ctx, tx, &c); err != nil {
 		return c, err
 	}
 	if err := tx.AddEvent(ctx, store.Event{

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,6 +128,7 @@ func TestNewMissingReportOpensOneCase(t *testing.T) {
 		{"restored_at is zero", c.RestoredAt.IsZero(), true},
 		{"created_at", c.CreatedAt, now},
 		{"updated_at", c.UpdatedAt, now},
+		{"registry_version", c.RegistryVersion, reg.VersionID()},
 	}
 	for _, ck := range checks {
 		if ck.got != ck.want {
@@ -318,5 +320,65 @@ func TestClosedCaseIsNotReopened(t *testing.T) {
 	}
 	if cs := allCases(t, e); len(cs) != 2 {
 		t.Errorf("%d cases, want 2", len(cs))
+	}
+}
+
+// A re-imported registry that gives the power cover to another department
+// leaves the case already filed with the owner it was dispatched to and the
+// registry version it was filed under; cases filed after the import carry
+// the new version.
+func TestReimportedRegistryLeavesFiledCasesAlone(t *testing.T) {
+	old := newEngine(t)
+	r, raw := golden(t, "report-cover-new.json")
+	first := apply(t, old, r, raw)
+
+	dir := t.TempDir()
+	if err := registry.Demo().WriteDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, registry.FacilitiesFile)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := "1101050105000123,0105,电力井盖 power cover,39.92195,116.44352,dept-power"
+	if !strings.Contains(string(b), line) {
+		t.Fatalf("%s lacks %q", p, line)
+	}
+	if err := os.WriteFile(p, []byte(strings.Replace(string(b), line, strings.Replace(line, "dept-power", "dept-water", 1), 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	next, err := registry.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.VersionID() == registry.Demo().VersionID() {
+		t.Fatal("an owner change did not change the registry version")
+	}
+	e := *old
+	e.Registry = next
+
+	// The same cover reported again joins the case filed under the old registry.
+	r.Seq++
+	if out := apply(t, &e, r, raw); out.CaseID != first.CaseID || out.Created {
+		t.Fatalf("after the re-import: %+v, want case %d joined", out, first.CaseID)
+	}
+	// Another cover goes missing after the import.
+	r2 := r
+	r2.Seq++
+	r2.FacilityID, r2.Category = "1101050102000456", "0102"
+	second := apply(t, &e, r2, raw)
+	if !second.Created {
+		t.Fatalf("sewage cover: %+v, want a new case", second)
+	}
+	byID := map[int64]store.Case{}
+	for _, c := range allCases(t, &e) {
+		byID[c.ID] = c
+	}
+	if c := byID[first.CaseID]; c.OwnerDepartment != "dept-power" || c.RegistryVersion != registry.Demo().VersionID() {
+		t.Errorf("case filed before the import: owner %s, registry %s; want dept-power under %s", c.OwnerDepartment, c.RegistryVersion, registry.Demo().VersionID())
+	}
+	if c := byID[second.CaseID]; c.RegistryVersion != next.VersionID() {
+		t.Errorf("case filed after the import: registry %s, want %s", c.RegistryVersion, next.VersionID())
 	}
 }

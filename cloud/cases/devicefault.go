@@ -354,7 +354,7 @@ func (w *Watchdog) file(ctx context.Context, key string, f fault, now time.Time)
 		} else {
 			e.Log.Warn("device fault without a location in the district", "box", f.box, "camera", f.camera, "lat", f.lat, "lon", f.lon)
 		}
-		if err := tx.CreateCase(ctx, &c); err != nil {
+		if err := e.createCase(ctx, tx, &c); err != nil {
 			return err
 		}
 		if err := tx.AddEvent(ctx, store.Event{CaseID: c.ID, At: now, Actor: actor, Action: "reported", Note: f.why}); err != nil {

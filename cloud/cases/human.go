@@ -112,7 +112,7 @@ func (e *Engine) Report(ctx context.Context, a Actor, h HumanReport) (HumanOutco
 		if cat, err := e.category(c); err == nil {
 			c.Urgent = cat.Urgent
 		}
-		if err := tx.CreateCase(ctx, &c); err != nil {
+		if err := e.createCase(ctx, tx, &c); err != nil {
 			return err
 		}
 		ev.CaseID, ev.Action = c.ID, "reported"

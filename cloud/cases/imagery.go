@@ -56,7 +56,7 @@ func (e *Engine) applyChange(ctx context.Context, tx *store.Tx, r wire.Report, n
 	} else {
 		e.Log.Warn("imagery change lies in no grid cell", "device", r.Device, "change", r.ID, "lat", r.Lat, "lon", r.Lon)
 	}
-	if err := tx.CreateCase(ctx, &c); err != nil {
+	if err := e.createCase(ctx, tx, &c); err != nil {
 		return out, err
 	}
 	out.Created = true

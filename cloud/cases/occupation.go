@@ -44,7 +44,7 @@ func (e *Engine) applyOccupation(ctx context.Context, tx *store.Tx, r wire.Repor
 				c.StreetName, c.StreetOffice = st.Name, st.OfficeDept
 			}
 		}
-		if err := tx.CreateCase(ctx, &c); err != nil {
+		if err := e.createCase(ctx, tx, &c); err != nil {
 			return out, err
 		}
 		out.Created = true

@@ -29,9 +29,13 @@ type Version struct {
 func NewVersion(r *Registry, source, who string, at time.Time) Version {
 	sum := r.SHA256()
 	d, s, c, f := r.Counts()
-	return Version{ID: sum[:12], SHA256: sum, Source: source, LoadedAt: at.UTC(), LoadedBy: who,
+	return Version{ID: r.VersionID(), SHA256: sum, Source: source, LoadedAt: at.UTC(), LoadedBy: who,
 		Departments: d, Streets: s, Cells: c, Facilities: f}
 }
+
+// VersionID is the short id of the registry's content, the first 12 hex
+// digits of SHA256, as Version.ID.
+func (r *Registry) VersionID() string { return r.SHA256()[:12] }
 
 // SHA256 is the hex SHA-256 of the registry's content in the canonical form
 // WriteDir writes (file name, then file bytes, for each of the four files),

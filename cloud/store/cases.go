@@ -44,6 +44,9 @@ type Case struct {
 	// HoldFrom is the status a case on hold returns to.
 	HoldFrom string `json:"hold_from,omitempty"`
 	Reworks  int    `json:"reworks"`
+	// RegistryVersion is the id of the registry the case was filed under
+	// (its owner, grid cell and street office came from it).
+	RegistryVersion string `json:"registry_version,omitempty"`
 }
 
 // Task is one party's share of a dispatched case: the owner department's
@@ -192,12 +195,12 @@ func (t *Tx) CreateCase(ctx context.Context, c *Case) error {
 	err := t.queryRow(ctx, `INSERT INTO cases (incident_key, status, source, category, category_name,
 		facility_id, owner_department, owner_name, grid_cell, street, street_name, street_office, lat, lon,
 		device, camera, detection_state, confidence, evidence_sha256, restored_at, created_at, updated_at,
-		area_class, urgent, deadline, closed_at, hold_from, reworks)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		area_class, urgent, deadline, closed_at, hold_from, reworks, registry_version)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		c.IncidentKey, c.Status, c.Source, c.Category, c.CategoryName, c.FacilityID, c.OwnerDepartment,
 		c.OwnerName, c.GridCell, c.Street, c.StreetName, c.StreetOffice, c.Lat, c.Lon, c.Device, c.Camera,
 		c.DetectionState, c.Confidence, c.EvidenceSHA256, fmtTime(c.RestoredAt), fmtTime(c.CreatedAt), fmtTime(c.UpdatedAt),
-		c.AreaClass, b2i(c.Urgent), fmtTime(c.Deadline), fmtTime(c.ClosedAt), c.HoldFrom, c.Reworks).Scan(&c.ID)
+		c.AreaClass, b2i(c.Urgent), fmtTime(c.Deadline), fmtTime(c.ClosedAt), c.HoldFrom, c.Reworks, c.RegistryVersion).Scan(&c.ID)
 	if err != nil {
 		return fmt.Errorf("create case: %w", err)
 	}
@@ -276,7 +279,7 @@ func (s *Store) Events(ctx context.Context, caseID int64) ([]Event, error) {
 const caseColumns = `id, incident_key, status, source, category, category_name, facility_id, owner_department,
 	owner_name, grid_cell, street, street_name, street_office, lat, lon, device, camera, detection_state,
 	confidence, evidence_sha256, restored_at, created_at, updated_at, area_class, urgent, deadline, closed_at,
-	hold_from, reworks`
+	hold_from, reworks, registry_version`
 
 type scanner interface{ Scan(...any) error }
 
@@ -286,7 +289,7 @@ func scanCase(r scanner) (Case, error) {
 	err := r.Scan(&c.ID, &c.IncidentKey, &c.Status, &c.Source, &c.Category, &c.CategoryName, &c.FacilityID,
 		&c.OwnerDepartment, &c.OwnerName, &c.GridCell, &c.Street, &c.StreetName, &c.StreetOffice, &c.Lat, &c.Lon,
 		&c.Device, &c.Camera, &c.DetectionState, &c.Confidence, &c.EvidenceSHA256, &restored, &created, &updated,
-		&c.AreaClass, &c.Urgent, &deadline, &closed, &c.HoldFrom, &c.Reworks)
+		&c.AreaClass, &c.Urgent, &deadline, &closed, &c.HoldFrom, &c.Reworks, &c.RegistryVersion)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Case{}, ErrNotFound
 	}

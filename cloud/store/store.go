@@ -285,6 +285,20 @@ var migrations = []migration{
 	);
 	CREATE INDEX tasks_case ON tasks (case_id);
 	CREATE INDEX tasks_dept ON tasks (dept, status);`),
+	// 4: registry versions: every registry the cloud ran with, and the one
+	// each case was filed under.
+	both(`ALTER TABLE cases ADD COLUMN registry_version TEXT NOT NULL DEFAULT '';
+	CREATE TABLE registry_versions (
+		id          TEXT PRIMARY KEY,
+		sha256      TEXT NOT NULL,
+		source      TEXT NOT NULL,
+		loaded_at   TEXT NOT NULL,
+		loaded_by   TEXT NOT NULL,
+		departments INTEGER NOT NULL,
+		streets     INTEGER NOT NULL,
+		cells       INTEGER NOT NULL,
+		facilities  INTEGER NOT NULL
+	);`),
 }
 
 // migrationLock serialises migrations of one PostgreSQL database between

@@ -7,10 +7,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gridwatch/gridwatch/cloud/registry"
 	"github.com/gridwatch/gridwatch/cloud/store"
 	"github.com/gridwatch/gridwatch/cloud/store/storetest"
 )
@@ -76,6 +78,7 @@ func coverCase(key, status string) store.Case {
 		GridCell: "110105003001001", Street: "110105003", StreetName: "Sanlitun", StreetOffice: "street-110105003",
 		Lat: 39.92195, Lon: 116.44352, Device: "box-chaoyang-0001", Camera: "cam1", DetectionState: "missing",
 		Confidence: 0.93, EvidenceSHA256: strings.Repeat("ab", 32), CreatedAt: t0, UpdatedAt: t0,
+		RegistryVersion: "5e1f0c2a9b7d",
 	}
 }
 
@@ -595,6 +598,33 @@ func TestDevices(t *testing.T) {
 					}
 				}
 			})
+		}
+	})
+}
+
+// The cloud records every registry it ran with; recording one again keeps
+// when and by whom it was first loaded.
+func TestRegistryVersions(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		ctx := context.Background()
+		s, _ := open(t, backend)
+		first := registry.Version{ID: "5e1f0c2a9b7d", SHA256: "5e1f0c2a9b7d" + strings.Repeat("0", 52), Source: "/etc/gridwatch/registry",
+			LoadedAt: t0, LoadedBy: "ops", Departments: 9, Streets: 43, Cells: 8423, Facilities: 30003}
+		second := first
+		second.ID, second.SHA256, second.LoadedAt, second.Facilities = "77aa00bb11cc", "77aa00bb11cc"+strings.Repeat("1", 52), t0.Add(time.Hour), 30004
+		again := first
+		again.LoadedAt, again.LoadedBy = t0.Add(2*time.Hour), "someone-else"
+		for _, v := range []registry.Version{first, second, again} {
+			if err := s.RecordRegistryVersion(ctx, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.RegistryVersions(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, []registry.Version{first, second}) {
+			t.Fatalf("RegistryVersions =\n%+v\nwant\n%+v", got, []registry.Version{first, second})
 		}
 	})
 }

@@ -130,6 +130,9 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
+	if err := db.RecordRegistryVersion(ctx, regVersion); err != nil {
+		return err
+	}
 	ev, err := evidence.Open(filepath.Join(*dataDir, "evidence"))
 	if err != nil {
 		return err
@@ -223,6 +226,10 @@ func serve(ctx context.Context, args []string) error {
 	defer cmds.Close()
 	status := func() any {
 		st := map[string]any{"registry": regVersion, "ingest": in.Stats()}
+		// Every registry this database has run with: cases name the one they were filed under.
+		if vs, err := db.RegistryVersions(ctx); err == nil {
+			st["registry_versions"] = vs
+		}
 		if emb != nil {
 			st["broker"] = map[string]any{"embedded": true, "identity": emb.Secure(), "refused": emb.Refusals(), "dropped": emb.Dropped()}
 		} else {
