@@ -2,7 +2,7 @@
 GO ?= go
 export CGO_ENABLED := 1
 
-.PHONY: all build demo test test-short deps vet fmt clean ui faults influxdb
+.PHONY: all build demo test test-short deps vet fmt clean ui faults influxdb edge-arm64 edge-arm64-test
 
 all: build
 
@@ -40,6 +40,15 @@ test-short:
 # (tmpfs). `go run ./hack/faults --quick` for a shorter run while developing.
 faults: build
 	$(GO) run ./hack/faults
+
+# Cross-build the edge agent for linux/arm64 (bin/gridwatch-edge-linux-arm64) and run edge unit
+# tests for arm64 under qemu-user. Not part of `make test`: the first run downloads ≈ 465 Debian
+# arm64 packages into _arm64/sysroot (1.2 GB unpacked). Recipe in ../shared/docs/TOOLCHAIN.md.
+edge-arm64:
+	@hack/edge-arm64.sh build
+
+edge-arm64-test:
+	@hack/edge-arm64.sh test
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
