@@ -190,6 +190,21 @@ func (s *Server) getCase(c *fiber.Ctx) error {
 		if json.Unmarshal(p, &r) != nil {
 			continue
 		}
+		if r.Rule != "" {
+			// The extent comes from the last report while the zone was occupied; the object
+			// from the last report that named one (an end report may not).
+			if d.Occupation == nil {
+				d.Occupation = &occupationView{}
+			}
+			o := d.Occupation
+			o.Zone, o.Rule = r.Zone, r.Rule
+			if r.Phase != wire.PhaseEnd {
+				o.Share = r.Share
+			}
+			if r.Object != "" {
+				o.Object, o.ObjectScore = r.Object, r.ObjectScore
+			}
+		}
 		sameReport := false
 		for _, e := range r.Evidence {
 			sameReport = sameReport || e.SHA256 == cs.EvidenceSHA256
@@ -311,4 +326,16 @@ type caseDetail struct {
 	Evidence     []wire.Evidence `json:"evidence"`
 	Tasks        []store.Task    `json:"tasks"`
 	Events       []store.Event   `json:"events"`
+	// Occupation is what the latest occupation report says about the zone:
+	// its rule, how much of it is covered, and what the camera's own object
+	// detector saw there, when it has one.
+	Occupation *occupationView `json:"occupation,omitempty"`
+}
+
+type occupationView struct {
+	Zone        string  `json:"zone"`
+	Rule        string  `json:"rule"`
+	Share       float64 `json:"share"`
+	Object      string  `json:"object,omitempty"`
+	ObjectScore float64 `json:"object_score,omitempty"`
 }

@@ -108,7 +108,7 @@ func TestMapEndpoints(t *testing.T) {
 		Categories  []struct{ Code string } `json:"categories"`
 	}
 	getJSON(t, e.base+"/api/v1/departments", &refs)
-	if len(refs.Departments) != 9+43 || len(refs.Streets) != 43 || len(refs.Categories) == 0 {
+	if len(refs.Departments) != 10+43 || len(refs.Streets) != 43 || len(refs.Categories) == 0 {
 		t.Fatalf("departments %d, streets %d, categories %d", len(refs.Departments), len(refs.Streets), len(refs.Categories))
 	}
 }

@@ -29,6 +29,7 @@
       fact("f.cell", "<code>" + GW.esc(c.grid_cell || GW.t("none")) + "</code> · " + GW.esc(GW.t("f.area")) + " " + GW.esc(c.area_class || "–")) +
       fact("f.camera", GW.esc((c.device || "–") + " / " + (c.camera || "–"))) +
       fact("f.detection", GW.esc(GW.detLabel(c.detection_state)) + " · " + Math.round((c.confidence || 0) * 100) + "%") +
+      GW.occupationFacts(c.occupation, fact) +
       fact("f.found", GW.esc(GW.fmtTime(c.created_at))) +
       fact("f.deadline", GW.esc(GW.fmtTime(c.deadline)) + (c.deadline && open ? ' <span class="' + (tl.overdue ? "bad" : "muted") + '">' + GW.esc(tl.text) + "</span>" : "")) +
       (c.restored_at ? fact("f.restored", GW.esc(GW.fmtTime(c.restored_at))) : "") +

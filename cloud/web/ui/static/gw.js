@@ -127,6 +127,11 @@
     return GW.esc(name) + (r ? ' <small class="muted">' + GW.esc(r) + "</small>" : "");
   };
   GW.detLabel = (s) => (!s ? GW.t("none") : GW.i18n["det." + s] ? GW.t("det." + s) : s);
+  // occupationFacts: the zone, its rule and how much of it is covered, and what the camera's object
+  // detector saw there, for an occupation case ("" for any other); fact(key, html) makes one row.
+  GW.occupationFacts = (o, fact) => !o ? "" :
+    fact("f.zone", GW.esc(o.zone + " · " + (GW.i18n["rule." + o.rule] ? GW.t("rule." + o.rule) : o.rule) + " · " + Math.round((o.share || 0) * 100) + "%")) +
+    (o.object ? fact("f.object", GW.esc(o.object + " · " + Math.round(o.object_score * 100) + "%")) : "");
   GW.reasonLabel = (code) => (GW.i18n["reason." + code] ? GW.t("reason." + code) : code);
 
   // ---- toast ----

@@ -86,6 +86,7 @@
       '<div class="q-title"><a href="/ui/cases/' + d.id + '">#' + d.id + "</a> " + GW.esc(GW.caseLabel(d)) +
       (d.urgent ? ' <span class="badge urgent">' + GW.esc(GW.t("f.urgent")) + "</span>" : "") + "</div>" +
       fact("f.detection", GW.esc(GW.detLabel(d.detection_state))) +
+      GW.occupationFacts(d.occupation, fact) +
       fact("f.confidence", '<span class="conf"><i style="width:' + conf + '%"></i></span> ' + conf + "%") +
       fact("f.facility", "<code>" + GW.esc(d.facility_id || GW.t("none")) + "</code>") +
       fact("f.owner", GW.esc(GW.deptName(d.owner_department))) +
