@@ -1,18 +1,14 @@
 package occupancy
 
-import (
-	"slices"
-
-	"github.com/gridwatch/gridwatch/edge/occupancy/background"
-)
+import "slices"
 
 // lighting tells a change of light from an object. A cloud, dusk or a
 // switched-on lamp scales the brightness of everything in a large area by
 // about the same factor; an object changes its own few pixels in its own
-// way. The gain between the frame and the slow model's background is
-// estimated as a median per block (about a sixth of the frame wide) from
-// pixels the detector is not timing, and interpolated between block centres;
-// a foreground pixel that this gain explains is lighting, not an object.
+// way. The gain between the frame and the reference scene is estimated as a
+// median per block (about a sixth of the frame wide) from pixels the
+// detector is not timing, and interpolated between block centres; a pixel
+// that this gain explains is lighting, not an object.
 type lighting struct {
 	w, h   int
 	bs     int // block size in pixels
@@ -38,7 +34,7 @@ func newLighting(w, h int) *lighting {
 
 func luma(b, g, r uint8) float32 { return (float32(b) + 2*float32(g) + float32(r)) / 4 }
 
-func (l *lighting) estimate(frame []byte, m *background.Model, hold []byte) {
+func (l *lighting) estimate(frame []byte, ref []float32, skip []float32) {
 	var all []float32
 	for i := range l.vals {
 		l.vals[i] = l.vals[i][:0]
@@ -46,11 +42,10 @@ func (l *lighting) estimate(frame []byte, m *background.Model, hold []byte) {
 	for y := lightStep / 2; y < l.h; y += lightStep {
 		for x := lightStep / 2; x < l.w; x += lightStep {
 			p := y*l.w + x
-			if hold[p] != 0 {
+			if skip[p] != 0 {
 				continue
 			}
-			bg := m.BackgroundAt(p)
-			lb := luma(bg[0], bg[1], bg[2])
+			lb := lumaF32(ref[p*3], ref[p*3+1], ref[p*3+2])
 			if lb < darkLuma {
 				continue
 			}
@@ -88,23 +83,36 @@ func (l *lighting) at(x, y int) float32 {
 	return (1-ay)*((1-ax)*g(x0, y0)+ax*g(x1, y0)) + ay*((1-ax)*g(x0, y1)+ax*g(x1, y1))
 }
 
-// explains tells whether the local gain turns the background into what the
-// frame shows at pixel p.
-func (l *lighting) explains(frame []byte, m *background.Model, p int) bool {
-	g := l.at(p%l.w, p/l.w)
-	bg := m.BackgroundAt(p)
-	for c := 0; c < 3; c++ {
-		want := g * float32(bg[c])
-		d := float32(frame[p*3+c]) - want
-		if d < 0 {
-			d = -d
-		}
-		if d > max(lightAbs, lightRel*want) {
-			return false
+// differs tells whether pixel p of the frame is something other than the
+// reference scene in the local light: unlike what the gain makes of the
+// reference at every position within one pixel (a swaying pole moves the
+// picture by about that much).
+func (l *lighting) differs(frame []byte, ref []float32, p int) bool {
+	x, y := p%l.w, p/l.w
+	g := l.at(x, y)
+	f0, f1, f2 := float32(frame[p*3]), float32(frame[p*3+1]), float32(frame[p*3+2])
+	for yy := max(y-1, 0); yy <= min(y+1, l.h-1); yy++ {
+		for xx := max(x-1, 0); xx <= min(x+1, l.w-1); xx++ {
+			q := (yy*l.w + xx) * 3
+			if near(f0, g*ref[q]) && near(f1, g*ref[q+1]) && near(f2, g*ref[q+2]) {
+				return false
+			}
 		}
 	}
 	return true
 }
+
+// near tells whether an observed value is what was predicted, within the
+// tolerance of the light model.
+func near(v, want float32) bool {
+	d := v - want
+	if d < 0 {
+		d = -d
+	}
+	return d <= max(lightAbs, lightRel*want)
+}
+
+func lumaF32(b, g, r float32) float32 { return (b + 2*g + r) / 4 }
 
 func median(v []float32) float32 {
 	slices.Sort(v)

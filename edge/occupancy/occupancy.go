@@ -4,19 +4,24 @@
 // zones, the per-pixel notion of "static foreground" and the episodes
 // (new → update → end) that it reports.
 //
-// It stands on two backgrounds at different speeds. The slow one is the
-// sample-based model of package background, which survives lighting change
-// and is kept from absorbing what the detector is timing. The fast one is a
-// short moving average of the frames (about a second) that tells moving
-// pixels from still ones. A pixel that is foreground in the slow model and
-// still in the fast one gains age; moving over it takes age away, and
-// showing background again resets it. Only pixels whose age reaches a zone's
-// dwell time count for that zone, so passing traffic, people crossing and
+// It stands on two backgrounds at different speeds. The slow one is a
+// reference of the empty scene that learns only where the frame agrees with
+// it once the light of the moment is taken out (a gain per region, see
+// lighting), so it follows dusk, clouds and street lamps but never learns an
+// object that stays: for this detector an object that stays in a zone *is*
+// the event, which a general-purpose background model (package background,
+// built to absorb what stops) would learn away within seconds at two frames
+// a second. The fast one is a short moving average of the frames (about a
+// second) that tells moving pixels from still ones. A pixel that differs
+// from the reference and is still in the fast one gains age; moving over it
+// takes age away, and agreeing with the reference again resets it. Only
+// pixels whose age reaches a zone's dwell time, in blobs big enough to
+// matter, count for that zone, so passing traffic, people crossing and
 // lighting changes do not open episodes; a zone is occupied when such
-// pixels cover at least its minimum share. Foreground that a local change of
-// brightness explains gains no age, and a still blob whose outline is in the
-// background rather than in the frame (the ghost of something that was in
-// view at start-up and left) is learned into the background at once.
+// pixels cover at least its minimum share. A still blob whose outline is in
+// the reference rather than in the frame (the ghost of something that was in
+// view at start-up and left) is learned into the reference at once, and
+// anything that stays longer than Forget becomes part of the scene.
 //
 // Frames are downscaled packed BGR, a couple per second, with timestamps.
 package occupancy
@@ -28,8 +33,6 @@ import (
 	"math"
 	"slices"
 	"time"
-
-	"github.com/gridwatch/gridwatch/edge/occupancy/background"
 )
 
 // Zone rules.
@@ -46,8 +49,10 @@ const (
 	PhaseEnd    = "end"
 )
 
-// DefaultMinShare is used for a zone whose MinShare is zero.
-const DefaultMinShare = 0.10
+// DefaultMinShare is used for a zone whose MinShare is zero. Zones are
+// drawn around a whole stretch of sidewalk or kerb, and a cart or a pile of
+// goods covers only a few per cent of such a stretch.
+const DefaultMinShare = 0.03
 
 // Zone is one watched area of the image.
 type Zone struct {
@@ -113,18 +118,18 @@ type Detector struct {
 	Forget time.Duration
 
 	w, h  int
-	model *background.Model
 	zones []*zoneState
 
-	fg, moving, hold, inZone []byte
-	cand                     []byte    // in a zone and still for holdAfter
-	minBlob                  int       // smallest blob worth holding, in pixels
-	fast                     []float32 // fast background, BGR
-	age                      []float32 // seconds of net still foreground
-	miss                     []float32 // seconds since last foreground
-	scratch, relearn         []byte
-	stack, fresh             []int32
-	light                    *lighting
+	diff, moving, hold, inZone []byte
+	cand                       []byte    // in a zone and still for holdAfter
+	minBlob                    int       // smallest blob that counts, in pixels
+	ref                        []float32 // the empty scene, BGR, in the light the gains are relative to
+	fast                       []float32 // fast background, BGR
+	age                        []float32 // seconds of net still foreground
+	miss                       []float32 // seconds since last foreground
+	scratch                    []byte
+	stack, fresh               []int32
+	light                      *lighting
 
 	steps int
 	last  time.Time
@@ -149,8 +154,14 @@ const (
 	fastTau   = time.Second             // the fast background's memory
 	moveLevel = 24                      // per-channel change (grey levels) that means motion
 	gapTol    = 1500 * time.Millisecond // a pixel may drop out of the foreground this long
-	holdAfter = 2 * time.Second         // still this long: keep it out of the slow model
-	maxStep   = 10 * time.Second        // a longer gap between frames counts as this
+	holdAfter = 2 * time.Second         // still this long: a candidate object
+	// refTau is how fast the reference follows what agrees with it (slow
+	// changes of the scene's look that are not light: wet ground, dirt);
+	// outsideTau how fast it learns anything outside the zones, where
+	// nothing is timed and the reference only serves the light estimate.
+	refTau     = 30 * time.Second
+	outsideTau = 20 * time.Second
+	maxStep    = 10 * time.Second // a longer gap between frames counts as this
 	// minReportGap keeps a changing extent (an object settling, a stall
 	// being set up) from producing an update with every frame.
 	minReportGap = 5 * time.Second
@@ -168,16 +179,15 @@ func New(zones []Zone, w, h int) (*Detector, error) {
 		Grace:     5 * time.Second,
 		Forget:    2 * time.Hour,
 		w:         w, h: h,
-		model:   background.New(w, h, background.Options{}),
-		fg:      make([]byte, n),
+		diff:    make([]byte, n),
 		moving:  make([]byte, n),
 		hold:    make([]byte, n),
 		inZone:  make([]byte, n),
+		ref:     make([]float32, n*3),
 		fast:    make([]float32, n*3),
 		age:     make([]float32, n),
 		miss:    make([]float32, n),
 		scratch: make([]byte, n),
-		relearn: make([]byte, n),
 		cand:    make([]byte, n),
 		minBlob: n,
 		light:   newLighting(w, h),
@@ -200,12 +210,10 @@ func New(zones []Zone, w, h int) (*Detector, error) {
 			d.inZone[p] = 1
 		}
 		// A quarter of what makes a zone occupied: smaller still things
-		// matter only together with others, and are then in the model's
-		// foreground anyway.
+		// are noise (compression blocks, a leaf), not objects.
 		d.minBlob = min(d.minBlob, max(int(z.MinShare*float64(len(zs.pix))/4), 4))
 		d.zones = append(d.zones, zs)
 	}
-	d.model.Hold(d.hold)
 	return d, nil
 }
 
@@ -219,8 +227,12 @@ func (d *Detector) Step(frame []byte, at time.Time) []Episode {
 	if d.steps > 0 {
 		dt = float32(min(max(at.Sub(d.last), 0), maxStep).Seconds())
 	}
-	d.model.Apply(frame, d.fg)
-	d.light.estimate(frame, d.model, d.hold)
+	if d.steps == 0 {
+		for i, v := range frame {
+			d.ref[i] = float32(v)
+		}
+	}
+	d.light.estimate(frame, d.ref, d.age)
 	d.updatePixels(frame, dt)
 	var out []Episode
 	for _, z := range d.zones {
@@ -233,28 +245,43 @@ func (d *Detector) Step(frame []byte, at time.Time) []Episode {
 	return out
 }
 
-// updatePixels advances the fast background and the per-pixel age.
+// updatePixels advances the fast background, the reference and the
+// per-pixel age.
 func (d *Detector) updatePixels(frame []byte, dt float32) {
-	alpha := float32(1)
-	if d.steps > 0 {
-		alpha = 1 - float32(math.Exp(-float64(dt)/fastTau.Seconds()))
+	decay := func(tau time.Duration) float32 {
+		return 1 - float32(math.Exp(-float64(dt)/tau.Seconds()))
 	}
-	forget := float32(d.Forget.Seconds())
+	alpha, aRef, aOut := float32(1), decay(refTau), decay(outsideTau)
 	if d.steps > 0 {
+		alpha = decay(fastTau)
 		d.findMotion(frame)
 	}
+	forget := float32(d.Forget.Seconds())
 	for p := range d.age {
+		diff := d.light.differs(frame, d.ref, p)
+		d.diff[p] = b2u(diff)
+		mv := d.moving[p] != 0
+		// The reference learns the scene in the light of the reference: a
+		// pixel that agrees with it, or (outside the zones, where nothing is
+		// timed) anything that holds still.
+		if a := aRef; !mv && (!diff || (d.inZone[p] == 0 && d.steps > 0)) {
+			if diff {
+				a = aOut
+			}
+			g := d.light.at(p%d.w, p/d.w)
+			if g > 0.05 {
+				for c := 0; c < 3; c++ {
+					r := d.ref[p*3+c]
+					d.ref[p*3+c] = r + a*(min(float32(frame[p*3+c])/g, 255)-r)
+				}
+			}
+		}
 		for c := 0; c < 3; c++ {
 			f := d.fast[p*3+c]
 			d.fast[p*3+c] = f + alpha*(float32(frame[p*3+c])-f)
 		}
-		mv := d.moving[p] != 0
-		// Foreground that the local change of light explains is the slow
-		// model's to learn, not an object; pixels already held are objects
-		// and stay so whatever the light does.
-		fg := d.fg[p] != 0 && (d.hold[p] != 0 || !d.light.explains(frame, d.model, p))
 		switch {
-		case !fg:
+		case !diff:
 			d.miss[p] += dt
 			if d.miss[p] > float32(gapTol.Seconds()) {
 				d.age[p] = 0
@@ -266,7 +293,18 @@ func (d *Detector) updatePixels(frame []byte, dt float32) {
 			d.miss[p] = 0
 			d.age[p] += dt
 		}
-		cand := d.inZone[p] != 0 && d.age[p] >= float32(holdAfter.Seconds()) && d.age[p] < forget
+		if d.inZone[p] == 0 {
+			d.age[p] = 0 // outside the zones nothing is timed
+		}
+		if d.age[p] >= forget {
+			// Stayed so long that it is part of the scene now.
+			g := d.light.at(p%d.w, p/d.w)
+			for c := 0; c < 3; c++ {
+				d.ref[p*3+c] = min(float32(frame[p*3+c])/max(g, 0.05), 255)
+			}
+			d.age[p] = 0
+		}
+		cand := d.age[p] >= float32(holdAfter.Seconds())
 		d.cand[p] = b2u(cand)
 		if !cand {
 			d.hold[p] = 0
@@ -330,7 +368,7 @@ func (d *Detector) updateZone(z *zoneState, frame []byte, at time.Time) (Episode
 	box := image.Rectangle{}
 	count := 0
 	for _, p := range z.pix {
-		if d.age[p] < dwell || d.moving[p] != 0 {
+		if d.age[p] < dwell || d.moving[p] != 0 || d.hold[p] == 0 {
 			continue
 		}
 		count++
@@ -380,13 +418,15 @@ func (d *Detector) updateZone(z *zoneState, frame []byte, at time.Time) (Episode
 	return ep.rep, true
 }
 
-// holdBlobs decides about every blob of candidates (pixels in a zone that
-// have been still foreground for holdAfter) that gained pixels in this step.
-// A ghost, not an object that arrived but a place where one left that the
-// slow model has never seen empty (an object in view at start-up), is
-// learned into the background at once. Other blobs are held, so that the
-// slow model does not absorb them while they are timed, once they are big
-// enough to matter; smaller ones are left to the model.
+// holdBlobs decides about every blob that gained candidates (pixels in a
+// zone that have been still foreground for holdAfter) in this step. The blob
+// is everything in the zone that differs from the reference and is
+// connected to them, so that its outline is the outline of the whole thing
+// and not of the part of it that happens to be old enough. A ghost, not an
+// object that arrived but a place where one left that the reference has
+// never seen empty (an object in view at start-up), is learned into the
+// reference at once. In other blobs the candidates are held, which makes
+// them count for their zone, once there are enough of them to matter.
 func (d *Detector) holdBlobs(frame []byte, fresh []int32) {
 	blob := d.scratch
 	clear(blob)
@@ -395,26 +435,33 @@ func (d *Detector) holdBlobs(frame []byte, fresh []int32) {
 			continue
 		}
 		pix := d.flood(seed, blob)
-		switch {
-		case d.isGhost(frame, pix, blob):
+		if d.isGhost(frame, pix, blob) {
 			for _, p := range pix {
-				d.relearn[p] = 1
 				d.age[p], d.hold[p], d.cand[p] = 0, 0, 0
+				if d.moving[p] != 0 {
+					continue // not what the place looks like
+				}
+				g := max(d.light.at(int(p)%d.w, int(p)/d.w), 0.05)
+				for c := 0; c < 3; c++ {
+					d.ref[int(p)*3+c] = min(float32(frame[int(p)*3+c])/g, 255)
+				}
 			}
-			d.model.Relearn(d.relearn)
+			continue
+		}
+		n := 0
+		for _, p := range pix {
+			n += int(d.cand[p])
+		}
+		if n >= d.minBlob {
 			for _, p := range pix {
-				d.relearn[p] = 0
-			}
-		case len(pix) >= d.minBlob:
-			for _, p := range pix {
-				d.hold[p] = 1
+				d.hold[p] = d.cand[p]
 			}
 		}
 	}
 }
 
-// flood collects the 4-connected candidates around seed, marking them in
-// seen.
+// flood collects the 4-connected zone pixels around seed that differ from
+// the reference or are candidates, marking them in seen.
 func (d *Detector) flood(seed int32, seen []byte) []int32 {
 	w, n := d.w, int32(d.w*d.h)
 	pix := d.stack[:0]
@@ -427,7 +474,7 @@ func (d *Detector) flood(seed int32, seen []byte) []int32 {
 			if q < 0 || q >= n || (q == p-1 && x == 0) || (q == p+1 && x == w-1) {
 				continue
 			}
-			if seen[q] == 0 && d.cand[q] != 0 {
+			if seen[q] == 0 && d.inZone[q] != 0 && (d.cand[q] != 0 || d.diff[q] != 0) {
 				seen[q] = 1
 				pix = append(pix, q)
 			}
@@ -438,7 +485,7 @@ func (d *Detector) flood(seed int32, seen []byte) []int32 {
 }
 
 // isGhost compares the gradient along a blob's outline in the frame and in
-// the slow model's background.
+// the reference.
 func (d *Detector) isGhost(frame []byte, pix []int32, in []byte) bool {
 	w, h := d.w, d.h
 	var frameEdge, bgEdge float64
@@ -447,19 +494,39 @@ func (d *Detector) isGhost(frame []byte, pix []int32, in []byte) bool {
 		if x == 0 || y == 0 || x == w-1 || y == h-1 {
 			continue
 		}
-		if in[p-1] != 0 && in[p+1] != 0 && in[int(p)-w] != 0 && in[int(p)+w] != 0 {
-			continue // inside, not on the outline
+		// The outline is where the blob meets zone pixels outside it; where
+		// it meets the zone's border it is cut off there, not ended, and
+		// says nothing (zones often end along a kerb, an edge of the
+		// reference).
+		edge := false
+		for _, q := range [4]int{int(p) - 1, int(p) + 1, int(p) - w, int(p) + w} {
+			if in[q] == 0 && d.inZone[q] != 0 {
+				edge = true
+			}
+		}
+		if !edge {
+			continue
 		}
 		frameEdge += sobel(func(x, y int) float64 {
 			i := (y*w + x) * 3
 			return lumaF(frame[i], frame[i+1], frame[i+2])
 		}, x, y)
 		bgEdge += sobel(func(x, y int) float64 {
-			c := d.model.BackgroundAt(y*w + x)
-			return lumaF(c[0], c[1], c[2])
+			i := (y*w + x) * 3
+			return d.refLuma(i)
 		}, x, y)
 	}
-	return bgEdge > frameEdge
+	// Where something arrived its outline is in the frame; where it left,
+	// in the reference. A clear margin: a new object's outline runs over
+	// the reference's own texture too.
+	return bgEdge > 1.5*frameEdge
+}
+
+// refLuma is the reference's brightness at byte offset i, in the light of
+// the frame.
+func (d *Detector) refLuma(i int) float64 {
+	g := float64(d.light.at(i/3%d.w, i/3/d.w))
+	return g * (0.114*float64(d.ref[i]) + 0.587*float64(d.ref[i+1]) + 0.299*float64(d.ref[i+2]))
 }
 
 func lumaF(b, g, r uint8) float64 { return 0.114*float64(b) + 0.587*float64(g) + 0.299*float64(r) }

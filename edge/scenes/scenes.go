@@ -101,14 +101,33 @@ func RunScene(ctx context.Context, sc sim.Scene, o Options) (Run, error) {
 			return Run{}, err
 		}
 	}
-	run := Run{Truth: truth, Render: time.Since(start)}
-	start = time.Now()
+	render := time.Since(start)
+	run, err := DetectFile(ctx, path, truth, o)
+	run.Render = render
+	return run, err
+}
+
+// DetectFile runs the detectors over a scene rendered before (an H.264 file
+// and its truth, as RunScene leaves them with Keep), so that a change to a
+// detector can be scored again without rendering again.
+func DetectFile(ctx context.Context, path string, truth sim.Truth, o Options) (Run, error) {
+	if o.Confirm <= 0 {
+		o.Confirm = 3
+	}
+	if o.OccupancyWidth <= 0 {
+		o.OccupancyWidth = 320
+	}
+	if o.OccupancyFPS <= 0 {
+		o.OccupancyFPS = 2
+	}
+	run := Run{Truth: truth}
+	start := time.Now()
 	stream, err := os.ReadFile(path)
 	if err != nil {
-		return Run{}, fmt.Errorf("scene %d: %w", sc.Seed, err)
+		return Run{}, fmt.Errorf("scene %d: %w", truth.Seed, err)
 	}
 	if err := detect(ctx, stream, truth, o, &run); err != nil {
-		return Run{}, fmt.Errorf("scene %d: %w", sc.Seed, err)
+		return Run{}, fmt.Errorf("scene %d: %w", truth.Seed, err)
 	}
 	run.Detect = time.Since(start)
 	return run, nil

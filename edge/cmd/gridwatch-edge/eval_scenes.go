@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +40,7 @@ func runEvalScenes(ctx context.Context, args []string, stdout, stderr io.Writer)
 	manifest := fs.String("model", "models/cover-state/manifest.json", "the cover classifier's manifest (\"\": reference look only)")
 	parallel := fs.Int("parallel", 2, "seeds run at once")
 	keep := fs.String("keep", "", "keep each seed's H.264 and truth.json in this directory")
+	replay := fs.String("replay", "", "do not render: run the detectors on the scenes an earlier --keep left in this directory")
 	asJSON := fs.Bool("json", false, "print one JSON object as the last line")
 	list := fs.Bool("list", false, "print every truth episode and every report of each seed on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -89,7 +91,13 @@ func runEvalScenes(ctx context.Context, args []string, stdout, stderr io.Writer)
 				o.Classifier = cover.FromCoverclass(c)
 			}
 			for i := range next {
-				run, err := scenes.RunSeed(ctx, seeds[i], o)
+				var run scenes.Run
+				var err error
+				if *replay != "" {
+					run, err = replaySeed(ctx, *replay, seeds[i], o)
+				} else {
+					run, err = scenes.RunSeed(ctx, seeds[i], o)
+				}
 				if err != nil {
 					errs[i] = err
 					continue
@@ -155,6 +163,26 @@ func runEvalScenes(ctx context.Context, args []string, stdout, stderr io.Writer)
 		"occupancy_reports":                  total.OccReports,
 		"wall_s":                             time.Since(start).Seconds(),
 	})
+}
+
+// replaySeed runs the detectors on seed's scene as --keep left it in dir.
+func replaySeed(ctx context.Context, dir string, seed int64, o scenes.Options) (scenes.Run, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, fmt.Sprintf("scene-%d-*.h264", seed)))
+	if err != nil {
+		return scenes.Run{}, err
+	}
+	if len(paths) == 0 {
+		return scenes.Run{}, fmt.Errorf("no kept scene-%d-*.h264 in %s (render with --keep first)", seed, dir)
+	}
+	path := paths[len(paths)-1]
+	truth, err := sim.ReadTruth(path + ".truth.json")
+	if err != nil {
+		return scenes.Run{}, err
+	}
+	if truth.Seed != seed {
+		return scenes.Run{}, fmt.Errorf("%s is the truth of seed %d", path, truth.Seed)
+	}
+	return scenes.DetectFile(ctx, path, truth, o)
 }
 
 // jsonNum keeps NaN (no latency measured) out of the JSON.
