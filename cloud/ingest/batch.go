@@ -265,7 +265,7 @@ func (in *Ingest) applied(ctx context.Context, q queued, out cases.Outcome, err 
 		in.Log.Debug("duplicate report ignored", "device", q.device, "seq", q.report.Seq)
 	default:
 		in.accepted.Add(1)
-		if r := q.report; in.OnDetection != nil && r.Phase == wire.PhaseNew {
+		if r := q.report; in.OnDetection != nil && r.Phase == wire.PhaseNew && r.Kind != wire.ReportSnapshot { // a snapshot is no detection
 			in.OnDetection(q.device, r.Camera, r.Kind, r.State, r.ObservedAt)
 		}
 		if out.Created {

@@ -424,3 +424,23 @@ func (s *Store) CaseReportPayloads(ctx context.Context, caseID int64) ([][]byte,
 	}
 	return out, rows.Err()
 }
+
+// DeviceReportPayloads returns the raw payloads of a device's reports of one
+// kind (e.g. the snapshots it took on command), newest first, at most limit.
+func (s *Store) DeviceReportPayloads(ctx context.Context, device, kind string, limit int) ([][]byte, error) {
+	rows, err := s.query(ctx, `SELECT payload FROM reports WHERE device = ? AND kind = ? ORDER BY seq DESC LIMIT ?`,
+		device, kind, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, err
+		}
+		out = append(out, []byte(p))
+	}
+	return out, rows.Err()
+}

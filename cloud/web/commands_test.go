@@ -127,6 +127,22 @@ func TestSnapshotReportKeptWithoutCase(t *testing.T) {
 	if resp := do(t, s, "GET", "/api/v1/cases", nil); json.Unmarshal(resp.body, &cs) != nil || len(cs) != 0 {
 		t.Fatalf("cases after a snapshot: %s", resp.body)
 	}
+	// The fleet page lists it under its box, with the picture's address.
+	var snaps []struct {
+		Camera string `json:"camera"`
+		Seq    uint64 `json:"seq"`
+		URL    string `json:"url"`
+	}
+	resp := do(t, s, "GET", "/api/v1/devices/"+r.Device+"/snapshots", nil)
+	if err := json.Unmarshal(resp.body, &snaps); err != nil || len(snaps) != 1 {
+		t.Fatalf("snapshots: %d %s", resp.code, resp.body)
+	}
+	if got := snaps[0]; got.Camera != r.Camera || got.Seq != r.Seq || got.URL != "/api/v1/evidence/"+r.Evidence[0].SHA256 {
+		t.Errorf("snapshot = %+v, want camera %s seq %d evidence %s", got, r.Camera, r.Seq, r.Evidence[0].SHA256)
+	}
+	if resp := do(t, s, "GET", "/api/v1/devices/other-box/snapshots", nil); resp.code != 200 || string(resp.body) != "[]" {
+		t.Errorf("another box's snapshots: %d %s, want []", resp.code, resp.body)
+	}
 }
 
 func post(t *testing.T, s *web.Server, target, token, body string) response {

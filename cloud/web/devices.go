@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -84,4 +85,39 @@ func (s *Server) postDeviceCommand(c *fiber.Ctx) error {
 		return fiber.NewError(fiber.StatusBadRequest, err.Error())
 	}
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"device": device, "id": sent.ID, "kind": sent.Cmd, "camera": sent.Camera})
+}
+
+// snapshotView is one snapshot a box took on command.
+type snapshotView struct {
+	Camera     string    `json:"camera"`
+	Seq        uint64    `json:"seq"`
+	ObservedAt time.Time `json:"observed_at"`
+	URL        string    `json:"url"`
+}
+
+// getDeviceSnapshots: GET /api/v1/devices/:id/snapshots, the box's latest
+// snapshots (the answers to snapshot commands), newest first, at most 20.
+func (s *Server) getDeviceSnapshots(c *fiber.Ctx) error {
+	device := c.Params("id")
+	if err := wire.ValidDeviceID(device); err != nil {
+		return fiber.NewError(fiber.StatusBadRequest, err.Error())
+	}
+	payloads, err := s.Store.DeviceReportPayloads(c.UserContext(), device, wire.ReportSnapshot, 20)
+	if err != nil {
+		return err
+	}
+	out := []snapshotView{}
+	for _, p := range payloads {
+		var r wire.Report
+		if json.Unmarshal(p, &r) != nil {
+			continue
+		}
+		for _, e := range r.Evidence {
+			if e.Kind == wire.EvidenceSnapshot {
+				out = append(out, snapshotView{Camera: r.Camera, Seq: r.Seq, ObservedAt: r.ObservedAt, URL: "/api/v1/evidence/" + e.SHA256})
+				break
+			}
+		}
+	}
+	return c.JSON(out)
 }

@@ -120,6 +120,7 @@ func (s *Server) Handler() *fiber.App {
 	s.imageryRoutes(api)
 	api.Put("/devices/:id/config", s.Users.authenticated, s.putDeviceConfig)
 	api.Post("/devices/:id/commands", s.Users.authenticated, s.postDeviceCommand)
+	api.Get("/devices/:id/snapshots", s.getDeviceSnapshots)
 	api.Get("/devices/:id/history", s.History.Handler())
 	s.uiRoutes(app)
 	app.Get("/", func(c *fiber.Ctx) error { return c.Redirect("/ui/map", fiber.StatusFound) })

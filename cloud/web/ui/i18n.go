@@ -246,6 +246,9 @@ var messages = map[string][2]string{
 	"fleet.seqgap":     {"序号缺口", "sequence gap"},
 	"fleet.notel":      {"尚无遥测", "no telemetry yet"},
 	"fleet.fault":      {"设备故障案件", "device-fault case"},
+	"fleet.snapnow":    {"立即抓拍", "Snapshot now"},
+	"fleet.snapwait":   {"已下发抓拍指令，等待设备上传…", "Snapshot asked for; waiting for the box to upload it…"},
+	"fleet.snaplate":   {"设备 60 秒内未上传抓拍（离线时指令会在其重连后执行）", "No snapshot within 60 s (an offline box runs the command when it reconnects)"},
 
 	"grade.good": {"良好", "good"},
 	"grade.fair": {"一般", "fair"},

@@ -6,6 +6,8 @@
   const GW = window.GW, $ = GW.$;
   const history = {}; // device → "none" | "ok", asked once per page
   const historyData = {}; // device → the history JSON, redrawn after each re-render
+  const snaps = {}; // device → its latest snapshots (newest first), asked once per page and after a command
+  const snapNote = {}; // device → what the last snapshot command is doing
 
   const bytes = (n) => {
     if (!n && n !== 0) return "–";
@@ -59,7 +61,8 @@
       }).join("");
       return '<section class="panel box ' + (on ? "" : "off") + '" data-device="' + GW.esc(d.device) + '" data-online="' + on + '">' +
         '<div class="box-head"><span class="state big ' + (on ? "on" : "off") + '"><i></i>' + GW.esc(GW.t(on ? "fleet.online" : "fleet.offline")) + "</span>" +
-        "<h2>" + GW.esc(d.device) + "</h2>" + faultLink(d.device) + (why ? '<span class="muted">' + GW.esc(why) + "</span>" : "") + '<span class="spacer"></span>' +
+        "<h2>" + GW.esc(d.device) + "</h2>" + faultLink(d.device) +
+        ' <button class="btn small" data-snap="' + GW.esc(d.device) + '">' + GW.esc(GW.t("fleet.snapnow")) + "</button>" + (why ? '<span class="muted">' + GW.esc(why) + "</span>" : "") + '<span class="spacer"></span>' +
         '<span class="muted">' + GW.esc(GW.t("fleet.software")) + ": " + GW.esc(d.software || "–") + " · cfg " + GW.esc(d.config_version || "–") + "</span></div>" +
         '<div class="box-kpis">' +
         kv("fleet.lastseen", GW.ago(d.last_seen), stale ? "bad" : "") +
@@ -69,6 +72,7 @@
           kv("fleet.cpu", t.cpu_temp_c ? num(t.cpu_temp_c, 1) + " °C" : "–", t.cpu_temp_c > 80 ? "bad" : "") + kv("fleet.uptime", GW.dur(t.uptime_s * 1000))
           : kv("fleet.outbox", GW.t("fleet.notel"))) +
         kv("fleet.lastrep", GW.ago(lastReport[d.device])) + "</div>" +
+        snapshotsHTML(d.device) +
         '<table class="grid small cams"><thead><tr><th>' + [GW.t("f.status"), GW.t("map.cameras"), GW.t("fleet.grade"), GW.t("fleet.fps"), GW.t("fleet.bitrate"), GW.t("fleet.gop"),
           GW.t("fleet.reconn"), GW.t("fleet.dropped"), GW.t("fleet.decode"), GW.t("fleet.lastrep")].map(GW.esc).join("</th><th>") + "</th></tr></thead><tbody>" + rows + "</tbody></table>" +
         '<div class="history" data-history="' + GW.esc(d.device) + '"><b>' + GW.esc(GW.t("fleet.history")) + '</b> <span class="muted">' +
@@ -79,6 +83,7 @@
     $("#cams-online").textContent = camsOn;
     $("#cams-total").textContent = camsTotal;
     for (const d of devices) {
+      if (!snaps[d.device]) askSnapshots(d.device);
       askHistory(d.device);
       const box = document.querySelector('[data-history="' + CSS.escape(d.device) + '"]');
       if (box && historyData[d.device]) drawHistory(box, historyData[d.device]); // the page was re-rendered
@@ -86,6 +91,42 @@
     document.body.dataset.ready = "1";
   }
   const kv = (k, v, cls) => '<div class="kv ' + (cls || "") + '"><span>' + GW.esc(GW.t(k)) + "</span><b>" + GW.esc(v) + "</b></div>";
+
+  // The latest snapshot of each camera, as thumbnails linking to the full picture.
+  function snapshotsHTML(device) {
+    const latest = {};
+    for (const p of snaps[device] || []) if (!latest[p.camera]) latest[p.camera] = p;
+    const figs = Object.values(latest).map((p) => '<a class="snap" data-snap-camera="' + GW.esc(p.camera) + '" href="' + GW.esc(p.url) + '" target="_blank"><img src="' +
+      GW.esc(p.url) + '" alt=""><small>' + GW.esc(p.camera + " · " + GW.fmtTime(p.observed_at)) + "</small></a>").join("");
+    const note = snapNote[device] ? '<span class="muted">' + GW.esc(snapNote[device]) + "</span>" : "";
+    return figs || note ? '<div class="snaps" data-snaps="' + GW.esc(device) + '">' + figs + note + "</div>" : "";
+  }
+
+  async function askSnapshots(device) {
+    snaps[device] = snaps[device] || [];
+    try { snaps[device] = await GW.get("/api/v1/devices/" + encodeURIComponent(device) + "/snapshots"); } catch (e) { /* none yet */ }
+  }
+
+  // snapshotNow asks the box for a fresh picture of every camera and shows it when it arrives (the box
+  // decodes its next keyframe and uploads it: a few seconds).
+  async function snapshotNow(device) {
+    const before = (snaps[device][0] || {}).seq || 0;
+    try {
+      await GW.post("/api/v1/devices/" + encodeURIComponent(device) + "/commands", { kind: "snapshot" });
+    } catch (e) {
+      snapNote[device] = e.message;
+      return load();
+    }
+    snapNote[device] = GW.t("fleet.snapwait");
+    await load();
+    for (let i = 0; i < 30; i++) {
+      await new Promise((r) => setTimeout(r, 2000));
+      await askSnapshots(device);
+      if (((snaps[device][0] || {}).seq || 0) > before) { snapNote[device] = ""; return load(); }
+    }
+    snapNote[device] = GW.t("fleet.snaplate");
+    load();
+  }
 
   // The history endpoint arrives with InfluxDB; until it answers, the placeholder stays.
   async function askHistory(device) {
@@ -122,6 +163,10 @@
   document.addEventListener("DOMContentLoaded", async () => {
     $("#fleet-rule").textContent = GW.t("fleet.rule") + " (" + 3 * GW.telemetryIntervalS + " s)";
     await load();
+    $("#fleet").addEventListener("click", (ev) => {
+      const b = ev.target.closest("[data-snap]");
+      if (b) snapshotNow(b.dataset.snap);
+    });
     GW.onLive("devices", load);
     GW.onLive("cases", load);
     setInterval(load, 5000); // heartbeats time out without any event
