@@ -368,3 +368,52 @@ func TestFileChanges(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkJobTiles measures a whole comparison job over an XYZ pyramid of
+// 8×8 tiles (2048×2048 px of LEVIR pairs, 4 units): decoding the tiles and
+// their margin ring, co-registration, the change model, polygons and crops.
+func BenchmarkJobTiles(b *testing.B) {
+	ma, mb := mosaic(b, 8)
+	defer ma.Close()
+	defer mb.Close()
+	dir := b.TempDir()
+	tx, ty := testTileOrigin()
+	for d, m := range []gocv.Mat{ma, mb} {
+		for j := 0; j < 8; j++ {
+			for i := 0; i < 8; i++ {
+				reg := m.Region(image.Rect(256*i, 256*j, 256*i+256, 256*j+256))
+				buf, err := gocv.IMEncode(gocv.PNGFileExt, reg)
+				reg.Close()
+				if err != nil {
+					b.Fatal(err)
+				}
+				p := filepath.Join(dir, []string{"A", "B"}[d], fmt.Sprint(testZoom), fmt.Sprint(tx+i), fmt.Sprintf("%d.png", ty+j))
+				os.MkdirAll(filepath.Dir(p), 0o755)
+				os.WriteFile(p, buf.GetBytes(), 0o644)
+				buf.Close()
+			}
+		}
+	}
+	m, _, err := LoadModel("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var mp, cpu float64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		j, err := OpenJob(filepath.Join(dir, fmt.Sprintf("job%d", i)), &JobSpec{Before: filepath.Join(dir, "A"), After: filepath.Join(dir, "B")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := j.Run(context.Background(), m, RunOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		mp += s.MP
+		cpu += s.CPUMsPerMP * s.MP
+	}
+	sec := b.Elapsed().Seconds()
+	b.ReportMetric(sec*1000/mp, "ms/MP")
+	b.ReportMetric(mp/sec, "MP/s")
+	b.ReportMetric(cpu/mp, "cpu-ms/MP")
+}

@@ -22,7 +22,7 @@ func init() { commands["imagery"] = imageryCmd }
 const imageryUsage = `usage:
   gridwatch-cloud imagery eval    --pairs DIR [--model FILE] [--json] [--record NAME] [--out DIR]
   gridwatch-cloud imagery train   --pairs DIR[,DIR...] --out FILE [--rounds N] [--depth N] [--samples N]
-                                  [--scales 1,3,7,15,31] [--exclude NAMES] [--default]
+                                  [--scales 1,3,7,15,31] [--exclude NAMES] [--feature-set 0|1] [--default]
   gridwatch-cloud imagery compare --before X --after Y [--area GEOJSON] [--job DIR] [--out changes.geojson]
                                   [--zoom N] [--scheme auto|xyz|tms] [--crs auto|EPSG:3857|EPSG:4326]
                                   [--tile 1024] [--min-area-m2 20] [--model FILE] [--workers N]
@@ -165,6 +165,8 @@ func imageryTrain(ctx context.Context, args []string) error {
 	scales := fs.String("scales", "", "comma-separated feature window radii (default: the recipe's)")
 	setDefault := fs.Bool("default", false, "make this the manifest's default model")
 	exclude := fs.String("exclude", "", "comma-separated feature names (without @rN) the trees may not use")
+	augment := fs.String("augment-scales", "", "also learn from every pair at these scales: 0.5 (half resolution) and/or 2 (double)")
+	featureSet := fs.Int("feature-set", 0, "0: colour/texture statistics; 1: also gradient structure (gcorr, glogratio)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -191,6 +193,7 @@ func imageryTrain(ctx context.Context, args []string) error {
 			cfg.Scales = append(cfg.Scales, r)
 		}
 	}
+	cfg.FeatureSet = *featureSet
 	if *exclude != "" {
 		cfg.Params.Exclude = strings.Split(*exclude, ",")
 	}
@@ -200,6 +203,21 @@ func imageryTrain(ctx context.Context, args []string) error {
 		p, err := imagery.LoadTrainingPairs(d)
 		if err != nil {
 			return err
+		}
+		for _, f := range strings.Split(*augment, ",") {
+			var extra []change.Pair
+			for _, q := range p {
+				switch strings.TrimSpace(f) {
+				case "":
+				case "0.5":
+					extra = append(extra, q.Halve())
+				case "2":
+					extra = append(extra, q.Double())
+				default:
+					return fmt.Errorf("imagery train: --augment-scales: %q is not 0.5 or 2", f)
+				}
+			}
+			all = append(all, extra...)
 		}
 		all = append(all, p...)
 		dirs = append(dirs, filepath.Base(filepath.Clean(d)))

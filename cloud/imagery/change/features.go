@@ -37,12 +37,26 @@ var featureNames = []string{
 	"cvaRel",
 }
 
-// FeatureNames returns the names of the features for the given scales.
-func FeatureNames(scales []int) []string {
+// structureNames are the features of feature set 1, per scale, after all
+// of set 0's: the correlation of the two dates' luma gradients (edges that
+// stay where they were, whatever their contrast or colour: 1; new or gone
+// structure: near 0) and the log ratio of their energies (edges appear > 0).
+var structureNames = []string{"gcorr", "glogratio"}
+
+// FeatureNames returns the names of the features for the given scales and
+// feature set (0: colour and texture statistics; 1: also gradient structure).
+func FeatureNames(scales []int, set int) []string {
 	var out []string
 	for _, r := range scales {
 		for _, n := range featureNames {
 			out = append(out, fmt.Sprintf("%s@r%d", n, r))
+		}
+	}
+	if set >= 1 {
+		for _, r := range scales {
+			for _, n := range structureNames {
+				out = append(out, fmt.Sprintf("%s@r%d", n, r))
+			}
 		}
 	}
 	return out
@@ -63,25 +77,35 @@ type Featurizer struct {
 	// magnitude over the image: "cvaRel" = cva / cvaOtsu adapts to each
 	// image's own level of change, as unsupervised change detection does.
 	cvaOtsu []float64
+	// Set is the feature set; set 1 adds gii, the interleaved summed-area
+	// tables of |∇A|², |∇B|² and ∇A·∇B.
+	Set int
+	gii []float64
 }
 
 // NumFeatures is the length of the vector At writes.
-func (f *Featurizer) NumFeatures() int { return len(f.Scales) * len(featureNames) }
+func (f *Featurizer) NumFeatures() int {
+	n := len(f.Scales) * len(featureNames)
+	if f.Set >= 1 {
+		n += len(f.Scales) * len(structureNames)
+	}
+	return n
+}
 
 // NewFeaturizer prepares the features of the pair (before a, after b), which
 // must have the same size and be co-registered, using all CPUs.
-func NewFeaturizer(a, b *Image, scales []int) (*Featurizer, error) {
-	return newFeaturizer(a, b, scales, runtime.GOMAXPROCS(0))
+func NewFeaturizer(a, b *Image, scales []int, set int) (*Featurizer, error) {
+	return newFeaturizer(a, b, scales, set, runtime.GOMAXPROCS(0))
 }
 
-func newFeaturizer(a, b *Image, scales []int, workers int) (*Featurizer, error) {
+func newFeaturizer(a, b *Image, scales []int, set, workers int) (*Featurizer, error) {
 	if a.W != b.W || a.H != b.H {
 		return nil, fmt.Errorf("featurize: sizes differ: %dx%d vs %dx%d", a.W, a.H, b.W, b.H)
 	}
 	if a.W < 3 || a.H < 3 {
 		return nil, fmt.Errorf("featurize: image %dx%d is too small", a.W, a.H)
 	}
-	f := &Featurizer{W: a.W, H: a.H, Scales: scales}
+	f := &Featurizer{W: a.W, H: a.H, Scales: scales, Set: set}
 	n := a.W * a.H
 	var planes [nPlanes][]float32
 	for p := range planes {
@@ -99,6 +123,9 @@ func newFeaturizer(a, b *Image, scales []int, workers int) (*Featurizer, error) 
 		ab[i] = la[i] * lb[i]
 	}
 	f.ii = integralInterleaved(planes[:], a.W, a.H, workers)
+	if set >= 1 {
+		f.gii = integralInterleaved(gradientPlanes(la, lb, a.W, a.H), a.W, a.H, workers)
+	}
 	f.cvaOtsu = make([]float64, len(scales))
 	for k, r := range scales {
 		var v []float32
@@ -160,13 +187,14 @@ func parallel(n, workers int, fn func(k int)) {
 // prefix sums along each row (rows in parallel), then down each column
 // (bands of columns in parallel).
 func integralInterleaved(planes [][]float32, w, h, workers int) []float64 {
-	const P = nPlanes
+	P := len(planes)
 	W := w + 1
 	ii := make([]float64, W*(h+1)*P)
 	const band = 32
 	parallel((h+band-1)/band, workers, func(k int) {
 		for y := k * band; y < min((k+1)*band, h); y++ {
-			var row [P]float64
+			var rowBuf [nPlanes]float64
+			row := rowBuf[:P]
 			cur := ii[(y+1)*W*P : (y+2)*W*P]
 			for x := 0; x < w; x++ {
 				i := y*w + x
@@ -298,4 +326,41 @@ func (f *Featurizer) At(x, y int, out []float32) {
 		out[k+22] = out[k+9] / float32(f.cvaOtsu[si])
 		k += len(featureNames)
 	}
+	if f.Set >= 1 {
+		for _, r := range f.Scales {
+			aa, bb, ab := f.gbox(x, y, r)
+			const e = 0.01
+			out[k] = float32((ab + e) / (math.Sqrt(aa*bb) + e))
+			out[k+1] = float32(math.Log((bb + e) / (aa + e)))
+			k += len(structureNames)
+		}
+	}
+}
+
+// gbox returns the window means of |∇A|², |∇B|² and ∇A·∇B.
+func (f *Featurizer) gbox(x, y, r int) (aa, bb, ab float64) {
+	W := f.W + 1
+	x0, y0 := max(x-r, 0), max(y-r, 0)
+	x1, y1 := min(x+r+1, f.W), min(y+r+1, f.H)
+	const P = 3
+	a, b := f.gii[(y0*W+x0)*P:][:P], f.gii[(y0*W+x1)*P:][:P]
+	c, d := f.gii[(y1*W+x0)*P:][:P], f.gii[(y1*W+x1)*P:][:P]
+	inv := 1 / float64((x1-x0)*(y1-y0))
+	return (d[0] - b[0] - c[0] + a[0]) * inv, (d[1] - b[1] - c[1] + a[1]) * inv, (d[2] - b[2] - c[2] + a[2]) * inv
+}
+
+// gradientPlanes returns |∇A|², |∇B|² and ∇A·∇B of two lumas (central
+// differences, zero at the border).
+func gradientPlanes(la, lb []float32, w, h int) [][]float32 {
+	n := w * h
+	aa, bb, ab := make([]float32, n), make([]float32, n), make([]float32, n)
+	for y := 1; y < h-1; y++ {
+		for x := 1; x < w-1; x++ {
+			i := y*w + x
+			ax, ay := la[i+1]-la[i-1], la[i+w]-la[i-w]
+			bx, by := lb[i+1]-lb[i-1], lb[i+w]-lb[i-w]
+			aa[i], bb[i], ab[i] = ax*ax+ay*ay, bx*bx+by*by, ax*bx+ay*by
+		}
+	}
+	return [][]float32{aa, bb, ab}
 }

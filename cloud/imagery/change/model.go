@@ -19,6 +19,8 @@ type Model struct {
 	// Scales are the window radii of the features, in pixels.
 	Scales   []int    `json:"scales"`
 	Features []string `json:"features"`
+	// FeatureSet 1 adds gradient-structure features (FeatureNames).
+	FeatureSet int `json:"feature_set,omitempty"`
 	// Stride > 1 evaluates the trees on a coarser grid and interpolates the
 	// probabilities bilinearly (the labels are objects of ≥ 10 px).
 	Stride int `json:"stride"`
@@ -102,7 +104,7 @@ func Load(path, wantSHA256 string) (*Model, string, error) {
 }
 
 func (m *Model) validate() error {
-	if !slices.Equal(m.Features, FeatureNames(m.Scales)) {
+	if !slices.Equal(m.Features, FeatureNames(m.Scales, m.FeatureSet)) {
 		return fmt.Errorf("feature list does not match this build's features for scales %v (model built by another version?)", m.Scales)
 	}
 	if len(m.Ensemble.Trees) == 0 || m.Ensemble.Depth < 1 {
@@ -148,7 +150,7 @@ func (m *Model) Prob(a, b *Image) ([]float32, error) {
 // ProbWorkers is Prob with a given number of goroutines (1 when the caller
 // already runs tiles in parallel).
 func (m *Model) ProbWorkers(a, b *Image, workers int) ([]float32, error) {
-	f, err := newFeaturizer(a, b, m.Scales, workers)
+	f, err := newFeaturizer(a, b, m.Scales, m.FeatureSet, workers)
 	if err != nil {
 		return nil, err
 	}

@@ -123,3 +123,52 @@ func MaskFromImage(src image.Image) *Mask {
 	}
 	return m
 }
+
+// Halve returns the pair at half the resolution (2×2 means; a label pixel
+// is changed when at least two of its four are). Training on several
+// scales keeps a model from learning one sensor's object sizes.
+func (p Pair) Halve() Pair {
+	w, h := p.A.W/2, p.A.H/2
+	out := Pair{Name: p.Name + "@0.5", A: NewImage(w, h), B: NewImage(w, h), Label: NewMask(w, h)}
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			i, j := 2*y*p.A.W+2*x, y*w+x
+			for _, c := range [][2][]float32{{p.A.R, out.A.R}, {p.A.G, out.A.G}, {p.A.B, out.A.B}, {p.B.R, out.B.R}, {p.B.G, out.B.G}, {p.B.B, out.B.B}} {
+				c[1][j] = (c[0][i] + c[0][i+1] + c[0][i+p.A.W] + c[0][i+p.A.W+1]) / 4
+			}
+			if p.Label != nil && p.Label.Pix[i]+p.Label.Pix[i+1]+p.Label.Pix[i+p.A.W]+p.Label.Pix[i+p.A.W+1] >= 2 {
+				out.Label.Pix[j] = 1
+			}
+		}
+	}
+	return out
+}
+
+// Double returns the pair at twice the resolution (bilinear for the images,
+// nearest for the label).
+func (p Pair) Double() Pair {
+	w, h := 2*p.A.W, 2*p.A.H
+	out := Pair{Name: p.Name + "@2", A: NewImage(w, h), B: NewImage(w, h), Label: NewMask(w, h)}
+	sw, sh := p.A.W, p.A.H
+	for y := 0; y < h; y++ {
+		fy := math.Max(float64(y)/2-0.25, 0)
+		y0 := min(int(fy), sh-1)
+		y1, ty := min(y0+1, sh-1), float32(fy-float64(y0))
+		for x := 0; x < w; x++ {
+			fx := math.Max(float64(x)/2-0.25, 0)
+			x0 := min(int(fx), sw-1)
+			x1, tx := min(x0+1, sw-1), float32(fx-float64(x0))
+			j := y*w + x
+			for _, c := range [][2][]float32{{p.A.R, out.A.R}, {p.A.G, out.A.G}, {p.A.B, out.A.B}, {p.B.R, out.B.R}, {p.B.G, out.B.G}, {p.B.B, out.B.B}} {
+				s := c[0]
+				top := s[y0*sw+x0]*(1-tx) + s[y0*sw+x1]*tx
+				bot := s[y1*sw+x0]*(1-tx) + s[y1*sw+x1]*tx
+				c[1][j] = top*(1-ty) + bot*ty
+			}
+			if p.Label != nil {
+				out.Label.Pix[j] = p.Label.Pix[(y/2)*sw+x/2]
+			}
+		}
+	}
+	return out
+}

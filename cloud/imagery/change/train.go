@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sort"
+	"strings"
 )
 
 // Pair is one labelled bi-temporal pair used for training or scoring.
@@ -19,6 +20,7 @@ type TrainConfig struct {
 	Name, Version  string
 	Scales         []int
 	Stride         int
+	FeatureSet     int // 0 or 1 (FeatureNames)
 	SamplesPerPair int
 	Folds          int // pair-wise folds used to choose the post-processing
 	Params         TrainParams
@@ -43,7 +45,7 @@ func sample(pairs []Pair, cfg TrainConfig, rng *rand.Rand) (*sampled, []*Featuri
 	s := &sampled{}
 	feats := make([]*Featurizer, len(pairs))
 	for gi, p := range pairs {
-		f, err := NewFeaturizer(p.A, p.B, cfg.Scales)
+		f, err := NewFeaturizer(p.A, p.B, cfg.Scales, cfg.FeatureSet)
 		if err != nil {
 			return nil, nil, fmt.Errorf("pair %s: %w", p.Name, err)
 		}
@@ -81,14 +83,32 @@ func TrainModel(pairs []Pair, cfg TrainConfig, logf func(format string, args ...
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	logf("sampled %d pixels from %d pairs, %d features", len(s.y), len(pairs), len(s.x[0]))
-	m := &Model{Name: cfg.Name, Version: cfg.Version, Scales: cfg.Scales, Features: FeatureNames(cfg.Scales),
+	m := &Model{Name: cfg.Name, Version: cfg.Version, Scales: cfg.Scales, Features: FeatureNames(cfg.Scales, cfg.FeatureSet), FeatureSet: cfg.FeatureSet,
 		Stride: cfg.Stride, Train: cfg.Params}
 	for _, p := range pairs {
 		m.TrainedOn = append(m.TrainedOn, p.Name)
 	}
 
 	cfg.Params.names = m.Features
-	folds := min(max(cfg.Folds, 2), len(pairs))
+	// Folds go by original pair: a pair's rescaled copies ("NAME@0.5")
+	// share its fold, so no fold is scored on pixels it learnt from.
+	fold := make([]int, len(pairs))
+	base := map[string]int{}
+	for gi, p := range pairs {
+		b, _, _ := strings.Cut(p.Name, "@")
+		if _, ok := base[b]; !ok {
+			base[b] = len(base)
+		}
+		fold[gi] = base[b]
+	}
+	groups := len(base)
+	if groups < 2 { // pairs without distinct names: each is its own
+		for gi := range fold {
+			fold[gi] = gi
+		}
+		groups = len(pairs)
+	}
+	folds := min(max(cfg.Folds, 2), groups)
 	// Every pair gets probabilities from trees trained on the other folds,
 	// so the post-processing is chosen on pixels the trees never saw.
 	oof := make([][]float32, len(pairs))
@@ -96,14 +116,14 @@ func TrainModel(pairs []Pair, cfg TrainConfig, logf func(format string, args ...
 		var xs [][]float32
 		var ys []uint8
 		for i, g := range s.group {
-			if g%folds != k {
+			if fold[g]%folds != k {
 				xs = append(xs, s.x[i])
 				ys = append(ys, s.y[i])
 			}
 		}
 		e := Train(xs, ys, cfg.Params, nil)
 		for gi := range pairs {
-			if gi%folds == k {
+			if fold[gi]%folds == k {
 				oof[gi] = gridProb(feats[gi], e, cfg.Stride, runtime.GOMAXPROCS(0))
 			}
 		}
