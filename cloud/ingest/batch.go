@@ -295,6 +295,7 @@ func (in *Ingest) persistHW(ctx context.Context) {
 	in.hwMoved, in.hwStored = map[string]uint64{}, time.Now()
 	in.hwMu.Unlock()
 	if len(moved) == 0 {
+		in.confirm(nil) // marks held back by the interval
 		return
 	}
 	var err error
@@ -310,6 +311,7 @@ func (in *Ingest) persistHW(ctx context.Context) {
 	if err != nil {
 		in.Log.Error("store sequence high-water marks", "devices", len(moved), "err", err)
 	}
+	in.confirm(moved)
 }
 
 // storedElsewhere, with a shared subscription, marks as seen what the store

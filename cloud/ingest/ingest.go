@@ -38,6 +38,9 @@ type Sink interface {
 // Stats counts what ingest did since start.
 type Stats struct {
 	Accepted, Duplicates, DeadLetters, Cases, Telemetry, ReplayRequests uint64
+	// Confirmations sent to boxes: every message up to a sequence number is
+	// stored, so the box may forget its copies.
+	Confirmations uint64
 }
 
 // Ingest is the MQTT subscriber.
@@ -57,6 +60,11 @@ type Ingest struct {
 	OnDetection func(device, camera, kind, state string, at time.Time)
 	// ReplayRetry spaces repeated replay requests for the same hole (default 10 s).
 	ReplayRetry time.Duration
+	// ConfirmEvery spaces the confirmations sent to one box (default 5 s;
+	// negative: none). A box keeps every sent message until the cloud
+	// confirms it stored it, so that a replay can bring back what a broker
+	// dropped after acknowledging it.
+	ConfirmEvery time.Duration
 	// Shared, when set, subscribes to reports as a member of this shared
 	// subscription group ($share/<Shared>/...), so that several cloud
 	// processes split them. Status and telemetry still come to every member
@@ -75,14 +83,15 @@ type Ingest struct {
 	hwMu     sync.Mutex
 	hwMoved  map[string]uint64 // high-water marks not yet stored
 	hwStored time.Time         // when they were last stored
+	confirms confirmer
 
-	accepted, duplicates, dead, cases, telemetry, replays atomic.Uint64
+	accepted, duplicates, dead, cases, telemetry, replays, confirmed atomic.Uint64
 }
 
 // Stats returns the counters.
 func (in *Ingest) Stats() Stats {
 	return Stats{in.accepted.Load(), in.duplicates.Load(), in.dead.Load(), in.cases.Load(),
-		in.telemetry.Load(), in.replays.Load()}
+		in.telemetry.Load(), in.replays.Load(), in.confirmed.Load()}
 }
 
 // Run connects (retrying until ctx ends), subscribes and processes messages
@@ -92,6 +101,10 @@ func (in *Ingest) Run(ctx context.Context) error {
 		in.ReplayRetry = 10 * time.Second
 	}
 	in.gaps = newGaps(in.ReplayRetry)
+	if in.ConfirmEvery == 0 {
+		in.ConfirmEvery = 5 * time.Second
+	}
+	in.confirms = confirmer{every: in.ConfirmEvery, marks: map[string]uint64{}, sent: map[string]time.Time{}}
 	in.setupWorkers()
 	opts := mqtt.NewClientOptions().
 		AddBroker(in.BrokerURL).

@@ -38,7 +38,7 @@ func TestLostMessagesAreReplayed(t *testing.T) {
 	}
 	defer db.Close()
 	in := &Ingest{BrokerURL: b.URL(), ClientID: "cloud", Applier: &cases.Engine{Store: db, Registry: registry.Demo(), Log: quiet},
-		Sink: db, Log: quiet, ReplayRetry: 500 * time.Millisecond}
+		Sink: db, Log: quiet, ReplayRetry: 500 * time.Millisecond, ConfirmEvery: 200 * time.Millisecond}
 	go in.Run(ctx)
 
 	// The box: a real outbox and uplink; its publisher "loses" 4-6 once.
@@ -48,8 +48,11 @@ func TestLostMessagesAreReplayed(t *testing.T) {
 	}
 	mq, err := uplink.Dial(uplink.MQTTOptions{BrokerURL: b.URL(), ClientID: "edge-box-1", Device: "box-chaoyang-0001",
 		OnCommand: func(c wire.Command) {
-			if c.Cmd == wire.CmdReplay {
+			switch c.Cmd {
+			case wire.CmdReplay:
 				ob.Replay(c.FromSeq)
+			case wire.CmdConfirm:
+				ob.Confirm(c.UpTo)
 			}
 		}}, quiet)
 	if err != nil {
@@ -112,5 +115,16 @@ func TestLostMessagesAreReplayed(t *testing.T) {
 			t.Fatalf("stored high-water mark %d, want %d", hw, n)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// The cloud confirms what it stored, and the box forgets its copies (but the newest, which
+	// holds the sequence number).
+	for ob.Confirmed() != n || ob.Kept() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("box: confirmed up to %d, keeps %d copies; want %d and 1 (stats %+v)", ob.Confirmed(), ob.Kept(), n, in.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := in.Stats(); st.Confirmations == 0 {
+		t.Fatalf("no confirmation counted: %+v", st)
 	}
 }

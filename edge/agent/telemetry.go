@@ -57,6 +57,7 @@ func (t *telemetry) send(now time.Time) error {
 	tm := wire.Telemetry{
 		V: wire.Version, Device: t.cfg.Device, At: now.UTC(), UptimeS: now.Sub(t.start).Seconds(),
 		OutboxDepth: t.outbox.Len(), OutboxDropped: sum(t.outbox.Dropped()),
+		OutboxKept: t.outbox.Kept(), OutboxEvicted: t.outbox.Evicted(),
 		EvidencePending: t.evidence.Pending(), DiskFreeBytes: diskFree(t.cfg.DataDir), CPUTempC: cpuTemp(),
 	}
 	cams := t.cams.cameras()

@@ -10,8 +10,9 @@ import (
 )
 
 // DialUplink opens the MQTT session of cfg's device for the messages in ob.
-// Replay commands are served from ob (ServeReplay) before every command,
-// replay included, is handed to then, which may be nil. The caller runs
+// Replay commands are served from ob (ServeReplay), and the cloud's
+// confirmations free what it has stored (Outbox.Confirm), before every
+// command is handed to then, which may be nil. The caller runs
 // ob.Run(ctx, mq.Publish) and closes the session. It is the uplink half of
 // Run, for tools that feed the same outbox without cameras.
 func DialUplink(cfg *config.Config, ob *outbox.Outbox, then func(wire.Command), log *slog.Logger) (*uplink.MQTT, error) {
@@ -29,8 +30,13 @@ func dialUplink(cfg *config.Config, ob *outbox.Outbox, then func(wire.Command), 
 		Username: cfg.Broker.Username, PasswordFile: cfg.Broker.PasswordFile,
 		Software: Software, ConfigVer: cfg.Version, OnConfig: onConfig,
 		OnCommand: func(cmd wire.Command) {
-			if cmd.Cmd == wire.CmdReplay {
+			switch cmd.Cmd {
+			case wire.CmdReplay:
 				ServeReplay(ob, cmd.FromSeq, log)
+			case wire.CmdConfirm:
+				if _, err := ob.Confirm(cmd.UpTo); err != nil {
+					log.Error("forget confirmed messages", "up_to", cmd.UpTo, "err", err)
+				}
 			}
 			if then != nil {
 				then(cmd)

@@ -10,11 +10,14 @@
 //
 // Size policy: when the pending messages exceed Limits.MaxBytes, the oldest
 // telemetry goes first, then the oldest reports; every drop is counted.
-// Acknowledged messages move to sent/ and the last Limits.KeepSent stay
-// there, so the cloud can ask for a replay from a sequence number. When the
-// disk is full, those kept copies yield first, oldest first (counted as
-// trimmed); only when none are left does Append fail, and the caller sees
-// the error and keeps its message.
+// Acknowledged messages move to sent/ and stay there until the cloud
+// confirms it has stored them (Confirm: a broker's PUBACK only says the
+// broker has a message, and a default-config broker may still drop it), so
+// the cloud can ask for a replay from a sequence number. At most
+// Limits.KeepSent unconfirmed copies stay; giving one up beyond that is
+// counted (Evicted) and logged. When the disk is full, the kept copies yield
+// first, oldest first (counted as trimmed); only when none are left does
+// Append fail, and the caller sees the error and keeps its message.
 package outbox
 
 import (
@@ -52,7 +55,7 @@ const (
 // Limits bound the outbox.
 type Limits struct {
 	MaxBytes int64 // pending bytes before the oldest are dropped (default 256 MiB)
-	KeepSent int   // acknowledged messages kept for replay (default 100,000; given up first when the disk is full)
+	KeepSent int   // acknowledged, unconfirmed messages kept for replay (default 100,000; given up first when the disk is full)
 }
 
 // Outbox is a directory of pending messages.
@@ -70,6 +73,9 @@ type Outbox struct {
 	sent    uint64
 	dropped map[Class]uint64
 	trimmed uint64 // kept copies deleted to make room on a full disk
+	// confirmed: the cloud has stored every message up to here (Confirm).
+	confirmed uint64
+	evicted   uint64 // unconfirmed copies given up beyond KeepSent
 }
 
 type entry struct {
@@ -268,6 +274,55 @@ func (o *Outbox) Dropped() map[Class]uint64 {
 	return out
 }
 
+// Confirm records that the cloud has stored every message up to seq upTo:
+// their kept copies are deleted, but for the one holding the highest
+// sequence number handed out, which must stay so that a restart never
+// reuses it. Confirmations never move back. It returns how many copies went.
+func (o *Outbox) Confirm(upTo uint64) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if upTo <= o.confirmed {
+		return 0, nil
+	}
+	o.confirmed = upTo
+	n := 0
+	for n < o.trimmable() && o.sentLog[n].seq <= upTo {
+		n++
+	}
+	for i, e := range o.sentLog[:n] {
+		if err := os.Remove(filepath.Join(o.dir, sentDir, e.name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			o.sentLog = o.sentLog[i:]
+			return i, fmt.Errorf("outbox: forget confirmed %d: %w", e.seq, err)
+		}
+	}
+	o.sentLog = o.sentLog[n:]
+	return n, nil
+}
+
+// Confirmed is the sequence number up to which the cloud has confirmed
+// everything (0: nothing confirmed since Open).
+func (o *Outbox) Confirmed() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.confirmed
+}
+
+// Kept is the number of acknowledged copies kept for replay.
+func (o *Outbox) Kept() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.sentLog)
+}
+
+// Evicted counts acknowledged copies the cloud had not confirmed, given up
+// because more than Limits.KeepSent were waiting: if the broker dropped one
+// of them, a replay can no longer bring it back.
+func (o *Outbox) Evicted() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.evicted
+}
+
 // Replay queues again every kept acknowledged message from seq `from` on, in
 // order, ahead of anything newer. It returns how many were queued and the
 // lowest sequence number still available (a caller asking for less has lost
@@ -409,8 +464,16 @@ func (o *Outbox) remove(seq uint64) error {
 	j := sort.Search(len(o.sentLog), func(k int) bool { return o.sentLog[k].seq > e.seq })
 	o.sentLog = slices.Insert(o.sentLog, j, e)
 	for len(o.sentLog) > o.limits.KeepSent {
-		os.Remove(filepath.Join(o.dir, sentDir, o.sentLog[0].name()))
+		gone := o.sentLog[0]
+		os.Remove(filepath.Join(o.dir, sentDir, gone.name()))
 		o.sentLog = o.sentLog[1:]
+		if gone.seq > o.confirmed {
+			o.evicted++
+			if o.evicted == 1 || o.evicted%1000 == 0 {
+				o.log.Warn("replay window full: gave up copies the cloud has not confirmed", "seq", gone.seq,
+					"confirmed", o.confirmed, "keep_sent", o.limits.KeepSent, "given_up", o.evicted)
+			}
+		}
 	}
 	o.sent++
 	return nil

@@ -354,3 +354,57 @@ func TestFullDiskKeepsNewestCopy(t *testing.T) {
 		t.Fatalf("append after a restart = %d, %v; want 6 (no reuse)", seq, err)
 	}
 }
+
+// The cloud's confirmation frees the copies it has stored (but the newest,
+// which keeps the sequence number), and only unconfirmed copies given up for
+// the KeepSent bound count as evicted.
+func TestConfirmForgetsStoredCopies(t *testing.T) {
+	dir := t.TempDir()
+	o, err := OpenLimits(dir, Limits{KeepSent: 4}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, o, 6)
+	collect(t, o, 6, 0)
+	if o.Kept() != 4 || o.Evicted() != 2 {
+		t.Fatalf("before any confirmation: kept %d, evicted %d; want 4 kept, 2 given up unconfirmed", o.Kept(), o.Evicted())
+	}
+	if n, err := o.Confirm(4); err != nil || n != 2 {
+		t.Fatalf("Confirm(4) = %d, %v; want copies 3 and 4 forgotten", n, err)
+	}
+	if n, oldest, err := o.Replay(1); err != nil || n != 2 || oldest != 5 {
+		t.Fatalf("Replay(1) after Confirm(4) = %d, %d, %v; want 5 and 6 resent", n, oldest, err)
+	}
+	collect(t, o, 2, 0)
+	// A stale confirmation changes nothing; confirming everything keeps the newest copy on disk.
+	if n, _ := o.Confirm(3); n != 0 || o.Confirmed() != 4 {
+		t.Fatalf("Confirm(3) after Confirm(4) forgot %d, confirmed %d", n, o.Confirmed())
+	}
+	if n, err := o.Confirm(6); err != nil || n != 1 || o.Kept() != 1 {
+		t.Fatalf("Confirm(6) = %d, %v, kept %d; want 5 forgotten and 6 kept", n, err, o.Kept())
+	}
+	ents, _ := os.ReadDir(filepath.Join(dir, sentDir))
+	if len(ents) != 1 {
+		t.Fatalf("sent/ holds %d files after confirming everything, want the newest only", len(ents))
+	}
+	o, err = OpenLimits(dir, Limits{KeepSent: 4}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq, _ := o.Append("t/x", func(uint64) ([]byte, error) { return []byte("x"), nil }); seq != 7 {
+		t.Fatalf("seq after a restart = %d, want 7", seq)
+	}
+	// Copies confirmed as they go are never evicted, however many pass.
+	for i := 0; i < 10; i++ {
+		if i > 0 {
+			appendN(t, o, 1)
+		}
+		m := collect(t, o, 1, 0)[0]
+		if _, err := o.Confirm(m.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o.Evicted() != 0 || o.Kept() != 1 {
+		t.Fatalf("after confirmed traffic: evicted %d, kept %d; want none (counted since Open) and 1", o.Evicted(), o.Kept())
+	}
+}

@@ -25,13 +25,14 @@ func TestGoldenSnapshotAndCommands(t *testing.T) {
 	for name, want := range map[string]Command{
 		"command-snapshot.json": {Cmd: CmdSnapshot, Camera: "cam1"},
 		"command-reload.json":   {Cmd: CmdReload},
+		"command-confirm.json":  {Cmd: CmdConfirm, UpTo: 4211},
 	} {
 		b, err := os.ReadFile(filepath.Join("testdata", name))
 		if err != nil {
 			t.Fatal(err)
 		}
 		c, err := DecodeCommand(b)
-		if err != nil || c.Cmd != want.Cmd || c.Camera != want.Camera {
+		if err != nil || c.Cmd != want.Cmd || c.Camera != want.Camera || c.UpTo != want.UpTo {
 			t.Errorf("%s: %+v, %v", name, c, err)
 		}
 	}
@@ -64,6 +65,8 @@ func TestBadSnapshotsAndCommands(t *testing.T) {
 	}
 	cmds := []struct{ json, msg string }{
 		{`{"v":1,"id":"x","cmd":"reload","camera":"cam1","at":"2026-11-27T12:21:00Z"}`, "reload takes no arguments"},
+		{`{"v":1,"id":"x","cmd":"confirm","at":"2026-11-27T12:21:00Z"}`, "up_to: confirm needs"},
+		{`{"v":1,"id":"x","cmd":"confirm","up_to":5,"from_seq":3,"at":"2026-11-27T12:21:00Z"}`, "and nothing else"},
 		{`{"v":1,"id":"x","cmd":"snapshot","from_seq":3,"at":"2026-11-27T12:21:00Z"}`, "snapshot takes at most a camera id"},
 		{`{"v":1,"id":"x","cmd":"snapshot","camera":"` + strings.Repeat("c", 65) + `","at":"2026-11-27T12:21:00Z"}`, "1-64 characters"},
 	}

@@ -10,13 +10,18 @@ import (
 // like a report and carries a sequence number from the same per-device
 // sequence, so the cloud's gap detection covers it too.
 type Telemetry struct {
-	V               int            `json:"v"`
-	Device          string         `json:"device"`
-	Seq             uint64         `json:"seq"`
-	At              time.Time      `json:"at"`
-	UptimeS         float64        `json:"uptime_s"`
-	OutboxDepth     int            `json:"outbox_depth"`
-	OutboxDropped   uint64         `json:"outbox_dropped"`
+	V             int       `json:"v"`
+	Device        string    `json:"device"`
+	Seq           uint64    `json:"seq"`
+	At            time.Time `json:"at"`
+	UptimeS       float64   `json:"uptime_s"`
+	OutboxDepth   int       `json:"outbox_depth"`
+	OutboxDropped uint64    `json:"outbox_dropped"`
+	// OutboxKept is how many sent messages the box keeps until the cloud
+	// confirms it stored them; OutboxEvicted how many unconfirmed ones it
+	// had to give up since it started (a replay can no longer bring them).
+	OutboxKept      int            `json:"outbox_kept,omitempty"`
+	OutboxEvicted   uint64         `json:"outbox_evicted,omitempty"`
 	EvidencePending int            `json:"evidence_pending"`
 	DiskFreeBytes   uint64         `json:"disk_free_bytes"`
 	CPUTempC        float64        `json:"cpu_temp_c,omitempty"`
@@ -89,8 +94,9 @@ func DecodeTelemetry(b []byte) (Telemetry, error) {
 
 // Commands the cloud sends a box on its cmd topic.
 const (
-	CmdReplay = "replay" // re-send every message from FromSeq on
-	CmdEnrol  = "enrol"  // take a cover's reference look from the next keyframe
+	CmdReplay  = "replay"  // re-send every message from FromSeq on
+	CmdEnrol   = "enrol"   // take a cover's reference look from the next keyframe
+	CmdConfirm = "confirm" // the cloud has stored every message up to UpTo: the box may forget them
 )
 
 // Command is a cloud → box instruction. ID lets the box log and de-duplicate.
@@ -102,6 +108,7 @@ type Command struct {
 	FromSeq    uint64    `json:"from_seq,omitempty"`
 	Camera     string    `json:"camera,omitempty"`
 	FacilityID string    `json:"facility_id,omitempty"`
+	UpTo       uint64    `json:"up_to,omitempty"`
 }
 
 // Validate names the first bad field.
@@ -123,6 +130,10 @@ func (c *Command) Validate() error {
 		if c.Camera == "" || !facilityRE.MatchString(c.FacilityID) {
 			return errors.New("camera/facility_id: enrol needs a camera and a 16-digit facility id")
 		}
+	case CmdConfirm:
+		if c.UpTo == 0 || c.Camera != "" || c.FacilityID != "" || c.FromSeq != 0 {
+			return errors.New("up_to: confirm needs the sequence number >= 1 up to which the cloud has stored everything, and nothing else")
+		}
 	case CmdReload:
 		if c.Camera != "" || c.FacilityID != "" || c.FromSeq != 0 {
 			return errors.New("camera/facility_id/from_seq: reload takes no arguments")
@@ -132,7 +143,7 @@ func (c *Command) Validate() error {
 			return errors.New("camera: snapshot takes at most a camera id (1-64 characters; empty: every camera)")
 		}
 	default:
-		return fmt.Errorf("cmd: %q is not replay, enrol, reload or snapshot", c.Cmd)
+		return fmt.Errorf("cmd: %q is not replay, confirm, enrol, reload or snapshot", c.Cmd)
 	}
 	return nil
 }
