@@ -190,6 +190,9 @@ func ReadSecret(path string) (string, error) {
 
 // writeSecret writes a file only its owner can read, atomically.
 func writeSecret(path, content string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err

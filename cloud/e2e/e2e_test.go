@@ -1,6 +1,7 @@
 // Package e2e runs the walking skeleton end to end with real processes: an
 // independent RTSP server (GStreamer) plays the simulated street, a real
-// Mosquitto started by the test carries the reports, and the gridwatch-edge
+// Mosquitto started by the test (device identity on: only the known box, publishing
+// only as itself) carries the reports, and the gridwatch-edge
 // and gridwatch-cloud binaries do the rest. It asserts what an operator
 // relies on: the missing cover becomes one case with the right owner and
 // grid cell, its evidence is served, a verifier accepts it, it is dispatched
@@ -106,8 +107,9 @@ func build(t *testing.T, root, out string) {
 	}
 }
 
-// startMosquitto runs a real Mosquitto of the test's own on a free port.
-func startMosquitto(t *testing.T, dir string) int {
+// startMosquitto runs a real Mosquitto of the test's own on a free port,
+// with extra configuration lines (e.g. include the device-identity files).
+func startMosquitto(t *testing.T, dir, extra string) int {
 	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
@@ -118,7 +120,7 @@ func startMosquitto(t *testing.T, dir string) int {
 	}
 	port := freePort(t)
 	conf := filepath.Join(dir, "mosquitto.conf")
-	os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nmax_inflight_messages 0\n", port)), 0o644)
+	os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\npersistence false\nmax_queued_messages 0\nmax_inflight_messages 0\n%s", port, extra)), 0o644)
 	start(t, bin, dir, "-c", conf)
 	waitTCP(t, port)
 	return port
@@ -180,13 +182,30 @@ func TestMissingCoverBecomesCase(t *testing.T) {
 	if b, err := exec.Command(bin+"/gridwatch-edge", "simulate", "--seed", "7", "--duration", "50s", "--out", scene).CombinedOutput(); err != nil {
 		t.Fatalf("simulate: %v\n%s", err, b)
 	}
-	mqttPort := startMosquitto(t, dir)
+	// Production-like broker: only known boxes, each publishing only as itself, set up with the
+	// operator's commands (devices add, devices mosquitto-acl).
+	creds := filepath.Join(dir, "broker", "devices.passwd")
+	for _, args := range [][]string{
+		{"devices", "add", "--credentials", creds, "--secrets", dir, "box-chaoyang-0001"},
+		{"devices", "mosquitto-acl", "--credentials", creds, "--out", filepath.Join(dir, "broker")},
+	} {
+		if b, err := exec.Command(bin+"/gridwatch-cloud", args...).CombinedOutput(); err != nil {
+			t.Fatalf("gridwatch-cloud %v: %v\n%s", args, err, b)
+		}
+	}
+	identity, err := os.ReadFile(filepath.Join(dir, "broker", "gridwatch.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// user root: started as root, Mosquitto would otherwise read the 0600 password file as "mosquitto".
+	mqttPort := startMosquitto(t, dir, "user root\n"+string(identity))
 	rtspURL := rtsptest.StartTestServer(t, map[string]string{"cam1": filepath.Join(scene, "scene.ts")})
 
 	httpPort := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	start(t, bin+"/gridwatch-cloud", dir, "serve", "--http", fmt.Sprintf("127.0.0.1:%d", httpPort),
-		"--broker", fmt.Sprintf("tcp://127.0.0.1:%d", mqttPort), "--data", filepath.Join(dir, "cloud"))
+		"--broker", fmt.Sprintf("tcp://127.0.0.1:%d", mqttPort), "--data", filepath.Join(dir, "cloud"),
+		"--broker-user", "gridwatch-cloud", "--broker-password-file", filepath.Join(dir, "broker", "service.password"))
 	waitTCP(t, httpPort)
 
 	// The demo box's config, pointed at this test's servers.
@@ -200,10 +219,8 @@ func TestMissingCoverBecomesCase(t *testing.T) {
 		"rtsp://127.0.0.1:8554/cam1", rtspURL+"/cam1",
 		"data_dir: _demo/edge", "data_dir: "+filepath.Join(dir, "edge"),
 		"cover_model: ../models/", "cover_model: "+filepath.Join(root, "models")+"/",
-		// This test's Mosquitto admits anyone; cloud/broker tests device identity.
 		"password_file: _demo/broker/", "password_file: "+dir+"/",
 	).Replace(string(cfg))
-	os.WriteFile(filepath.Join(dir, "box-chaoyang-0001.password"), []byte("e2e\n"), 0o600)
 	cfgPath := filepath.Join(dir, "box.yaml")
 	os.WriteFile(cfgPath, []byte(s), 0o644)
 	start(t, bin+"/gridwatch-edge", dir, "run", "--config", cfgPath)

@@ -11,7 +11,7 @@ import (
 
 func TestDevicesCommand(t *testing.T) {
 	dir := t.TempDir()
-	creds := filepath.Join(dir, "devices.passwd")
+	creds := filepath.Join(dir, "etc", "devices.passwd") // a directory that does not exist yet
 	var out strings.Builder
 	if err := devicesCmd(&out, []string{"add", "--credentials", creds, "--secrets", filepath.Join(dir, "boxes"), "box-a", "box-b"}); err != nil {
 		t.Fatal(err)
