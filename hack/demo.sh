@@ -56,7 +56,7 @@ curl -sf "http://$HTTP/healthz" >/dev/null || { tail -20 "$D/cloud.log"; die "th
 say "[3/4] serving the camera: rtsp://127.0.0.1:$RTSP_PORT/cam1"
 /usr/bin/python3 "$RTSP_SERVER" "$RTSP_PORT" "cam1=$PWD/$D/scene/scene.ts" >"$D/rtsp.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do grep -q ready "$D/rtsp.log" && break; sleep 0.1; done
+for _ in $(seq 100); do grep -qs ready "$D/rtsp.log" && break; sleep 0.1; done
 grep -q ready "$D/rtsp.log" || { cat "$D/rtsp.log"; die "the RTSP server did not start"; }
 
 say "[4/4] starting the edge agent (firmware-config/demo-box.yaml)"
