@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"image"
 	"math"
+	"slices"
 	"time"
 
 	"gocv.io/x/gocv"
@@ -31,6 +32,7 @@ type Observation struct {
 	NCC        float64 // correlation with the reference look
 	Dark       float64 // share of the region much darker than the reference
 	Open       float64 // the classifier's probability of an open shaft (-1: no classifier)
+	Ring       float64 // correlation of the surroundings with their usual look (1: not judged)
 }
 
 // Change is a confirmed change of a cover's state, the start or end of an
@@ -74,6 +76,12 @@ type watched struct {
 	candConf float64
 	event    string // open event id, "" if none
 	last     Observation
+	ring     []float32 // the surroundings' last unobstructed look (nil: none yet)
+	// pending is a look that replaces an unconfirmed reference once it has
+	// been seen pendingN times in a row.
+	pending   gocv.Mat
+	pendingN  int
+	confirmed bool // the lid has matched its reference since it was enrolled
 }
 
 // size all crops are normalised to before comparing.
@@ -93,6 +101,7 @@ func New(camera string, confirm int, specs []Spec) *Monitor {
 func (m *Monitor) Close() {
 	for _, w := range m.covers {
 		w.setRef(gocv.Mat{}, false)
+		w.dropPending()
 	}
 }
 
@@ -116,15 +125,24 @@ func (m *Monitor) Enrol(frame gocv.Mat) error {
 			return fmt.Errorf("enrol %s: %w", w.FacilityID, err)
 		}
 		w.setRef(crop, true)
+		w.dropPending()
+		w.confirmed = true // the caller says every cover is in place
+		if w.ring, _, err = w.surroundings(frame); err != nil {
+			return fmt.Errorf("enrol %s: %w", w.FacilityID, err)
+		}
 	}
 	return nil
 }
 
 // enrolIfClosed enrols covers without a reference whose crop the classifier
 // calls closed; a cover that looks open is left unenrolled (and reported).
+// A reference taken from one picture may show a car passing over the lid,
+// so until the lid has been seen to match its reference once, a look that
+// the classifier calls closed and that stays the same for Confirm checks
+// while differing from the reference replaces it.
 func (m *Monitor) enrolIfClosed(frame gocv.Mat) error {
 	for _, w := range m.covers {
-		if w.enrolled {
+		if w.enrolled && w.confirmed {
 			continue
 		}
 		if m.classify != nil {
@@ -133,6 +151,7 @@ func (m *Monitor) enrolIfClosed(frame gocv.Mat) error {
 				return fmt.Errorf("classify %s: %w", w.FacilityID, err)
 			}
 			if p >= closedBelow {
+				w.dropPending()
 				continue
 			}
 		}
@@ -140,9 +159,86 @@ func (m *Monitor) enrolIfClosed(frame gocv.Mat) error {
 		if err != nil {
 			return fmt.Errorf("enrol %s: %w", w.FacilityID, err)
 		}
-		w.setRef(crop, true)
+		if !w.enrolled {
+			if err := w.enrol(crop, frame); err != nil {
+				return err
+			}
+			continue
+		}
+		if ncc(crop, w.ref) >= presentNCC {
+			w.confirmed = true
+			w.dropPending()
+			crop.Close()
+			continue
+		}
+		if m.classify == nil {
+			crop.Close() // nothing else says the lid is closed
+			continue
+		}
+		if w.pendingN > 0 && sameLook(crop, w.pending) {
+			// The first look of an agreeing run is the one enrolled.
+			w.pendingN++
+			crop.Close()
+		} else {
+			w.dropPending()
+			w.pending, w.pendingN = crop, 1
+		}
+		if w.pendingN >= m.confirm {
+			ref := w.pending
+			w.pending, w.pendingN = gocv.Mat{}, 0
+			if err := w.enrol(ref, frame); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// enrol makes crop (owned from now on) the reference look and frame's
+// surroundings of the cover their reference.
+func (w *watched) enrol(crop, frame gocv.Mat) error {
+	w.setRef(crop, true)
+	w.confirmed = false
+	ring, _, err := w.surroundings(frame)
+	if err != nil {
+		return fmt.Errorf("enrol %s: %w", w.FacilityID, err)
+	}
+	w.ring = ring
+	return nil
+}
+
+func (w *watched) dropPending() {
+	if w.pendingN > 0 {
+		w.pending.Close()
+	}
+	w.pending, w.pendingN = gocv.Mat{}, 0
+}
+
+// sameLook tells whether two crops show the same thing: correlated, or
+// (a dark or flat lid has little pattern to correlate) hardly different.
+func sameLook(a, b gocv.Mat) bool {
+	if ncc(a, b) >= presentNCC {
+		return true
+	}
+	d := gocv.NewMat()
+	defer d.Close()
+	gocv.AbsDiff(a, b, &d)
+	return d.Mean().Val1 <= sameMeanDiff
+}
+
+// ncc is the normalised correlation of two crops of the same size (0 for a
+// flat one).
+func ncc(a, b gocv.Mat) float64 {
+	res := gocv.NewMat()
+	defer res.Close()
+	mask := gocv.NewMat()
+	defer mask.Close()
+	gocv.MatchTemplate(a, b, &res, gocv.TmCcoeffNormed, mask)
+	v := float64(res.GetFloatAt(0, 0))
+	if math.IsNaN(v) {
+		return 0
+	}
+	return v
 }
 
 // Last returns the most recent observation of every cover, by facility id.
@@ -218,13 +314,126 @@ func (m *Monitor) step(w *watched, obs Observation, at time.Time) (Change, bool)
 
 // Thresholds of the single-check decision.
 const (
-	presentNCC  = 0.45 // correlation with the reference above which the cover is there
-	missingDark = 0.45 // share of dark pixels above which the shaft is open
-	darkRatio   = 0.45 // "dark": below this share of the reference's mean brightness
-	tooDark     = 18.0 // mean grey below which nothing can be said
-	openAbove   = 0.8  // classifier probability that alone says "open"
-	closedBelow = 0.45 // classifier probability below which a lid is taken as closed
+	presentNCC   = 0.45 // correlation with the reference above which the cover is there
+	surePresent  = 0.8  // ... whatever else is seen
+	missingDark  = 0.45 // share of dark pixels above which the shaft is open
+	darkRatio    = 0.45 // "dark": below this share of the reference's mean brightness
+	tooDark      = 18.0 // mean grey below which nothing can be said
+	openAbove    = 0.8  // classifier probability that alone says "open"
+	closedBelow  = 0.45 // classifier probability below which a lid is taken as closed
+	ringChanged  = 0.5  // surroundings' correlation below which something stands over the cover
+	ringSame     = 0.7  // the lid's own correlation above which nothing stands on it
+	sameMeanDiff = 6.0  // mean grey-level difference of two looks of the same flat lid
+	ringFlat     = 4.0  // grey-level spread below which the surroundings have no pattern to compare
+	ringAbs      = 12.0 // grey levels a cell of the surroundings may differ by in the same light
+	ringRel      = 0.2  // ... or this share of its predicted value
+	ringCover    = 0.3  // share of changed cells that means something stands there
 )
+
+// ringGrid is the grid the surroundings are compared on: the region grown
+// by its own size on every side.
+var ringGrid = image.Pt(32, 16)
+
+// surroundings returns the look of the road around the cover (grey, on
+// ringGrid, the cover itself left out as NaN) and its correlation with the
+// last unobstructed look; 1 when there is nothing to compare (no look yet,
+// or a road too flat or too dark to have a pattern).
+func (w *watched) surroundings(frame gocv.Mat) ([]float32, float64, error) {
+	r := w.Region
+	big := image.Rect(r.Min.X-r.Dx(), r.Min.Y-r.Dy(), r.Max.X+r.Dx(), r.Max.Y+r.Dy()).
+		Intersect(image.Rect(0, 0, frame.Cols(), frame.Rows()))
+	if big.Dx() < ringGrid.X/2 || big.Dy() < ringGrid.Y/2 {
+		return nil, 1, nil
+	}
+	crop, err := normCropTo(frame, big, ringGrid)
+	if err != nil {
+		return nil, 1, err
+	}
+	defer crop.Close()
+	b, err := crop.DataPtrUint8()
+	if err != nil {
+		return nil, 1, err
+	}
+	look := make([]float32, len(b))
+	sx := float64(big.Dx()) / float64(ringGrid.X)
+	sy := float64(big.Dy()) / float64(ringGrid.Y)
+	for y := 0; y < ringGrid.Y; y++ {
+		for x := 0; x < ringGrid.X; x++ {
+			px := float64(big.Min.X) + (float64(x)+0.5)*sx
+			py := float64(big.Min.Y) + (float64(y)+0.5)*sy
+			if image.Pt(int(px), int(py)).In(r) {
+				look[y*ringGrid.X+x] = float32(math.NaN())
+				continue
+			}
+			look[y*ringGrid.X+x] = float32(b[y*ringGrid.X+x])
+		}
+	}
+	if w.ring == nil {
+		return look, 1, nil
+	}
+	return look, ringCorrelation(w.ring, look), nil
+}
+
+// ringCorrelation compares the surroundings with their reference: 0 when
+// a share ringCover or more of the cells differ from the reference in the
+// frame's light (a median gain), otherwise the normalised correlation over
+// the cells both have; 1 when the reference has no pattern to compare.
+// Both are needed: a strong lane mark keeps the correlation up under a flat
+// car roof, and a flat road has no correlation to speak of.
+func ringCorrelation(ref, cur []float32) float64 {
+	var ratios []float64
+	for i := range ref {
+		if ref[i] == ref[i] && cur[i] == cur[i] && ref[i] >= 8 {
+			ratios = append(ratios, float64(cur[i])/float64(ref[i]))
+		}
+	}
+	if len(ratios) >= 16 {
+		slices.Sort(ratios)
+		g := ratios[len(ratios)/2]
+		changed := 0
+		for i := range ref {
+			if ref[i] == ref[i] && cur[i] == cur[i] && ref[i] >= 8 {
+				want := g * float64(ref[i])
+				if math.Abs(float64(cur[i])-want) > math.Max(ringAbs, ringRel*want) {
+					changed++
+				}
+			}
+		}
+		if float64(changed) >= ringCover*float64(len(ratios)) {
+			return 0
+		}
+	}
+	var n, sa, sb float64
+	for i := range ref {
+		if ref[i] != ref[i] || cur[i] != cur[i] {
+			continue
+		}
+		n++
+		sa += float64(ref[i])
+		sb += float64(cur[i])
+	}
+	if n < 16 {
+		return 1
+	}
+	ma, mb := sa/n, sb/n
+	var va, vb, cov float64
+	for i := range ref {
+		if ref[i] != ref[i] || cur[i] != cur[i] {
+			continue
+		}
+		a, b := float64(ref[i])-ma, float64(cur[i])-mb
+		va += a * a
+		vb += b * b
+		cov += a * b
+	}
+	if math.Sqrt(va/n) < ringFlat {
+		return 1
+	}
+	if vb == 0 {
+		return 0
+	}
+	return cov / math.Sqrt(va*vb)
+}
 
 func (m *Monitor) observe(frame gocv.Mat, w *watched) (Observation, error) {
 	p := -1.0
@@ -264,8 +473,31 @@ func (m *Monitor) observe(frame gocv.Mat, w *watched) (Observation, error) {
 	gocv.Threshold(crop, &dark, float32(w.refMean*darkRatio), 255, gocv.ThresholdBinaryInv)
 	darkShare := float64(gocv.CountNonZero(dark)) / float64(size.X*size.Y)
 	mean := crop.Mean().Val1
-	o := Observation{NCC: ncc, Dark: darkShare, Open: p}
+	ring, ringNCC, err := w.surroundings(frame)
+	if err != nil {
+		return Observation{}, err
+	}
+	o := Observation{NCC: ncc, Dark: darkShare, Open: p, Ring: ringNCC}
+	if ncc >= ringSame {
+		// The lid is seen as it should be, so nothing stands on it: the
+		// surroundings' look follows the light and the weather. Never
+		// from the surroundings alone, which a slowly arriving car would
+		// otherwise walk into the reference.
+		w.ring = ring
+	}
 	switch {
+	case ncc >= surePresent:
+		o.State, o.Confidence = wire.CoverPresent, clamp01(0.5+ncc/2)
+	case ringNCC < ringChanged:
+		// The road around the cover does not look as it did either: a car
+		// or a person stands on it. A missing lid leaves the road around
+		// it as it was; a dark car body or a pair of legs over the lid
+		// only looks like a hole.
+		o.State, o.Confidence = wire.CoverOccluded, clamp01(1-ringNCC)
+	case darkShare >= missingDark && p >= openAbove:
+		// A dark hole the classifier is sure of, though the rim still
+		// correlates with the lid (a square frame outlives its lid).
+		o.State, o.Confidence = wire.CoverMissing, clamp01((0.5+darkShare/2+p)/2)
 	case ncc >= presentNCC:
 		o.State, o.Confidence = wire.CoverPresent, clamp01(0.5+ncc/2)
 	case darkShare >= missingDark && (p < 0 || p >= closedBelow):
@@ -286,6 +518,11 @@ func (m *Monitor) observe(frame gocv.Mat, w *watched) (Observation, error) {
 }
 
 func normCrop(frame gocv.Mat, r image.Rectangle) (gocv.Mat, error) {
+	return normCropTo(frame, r, size)
+}
+
+// normCropTo cuts r out of frame as grey, resized to sz.
+func normCropTo(frame gocv.Mat, r image.Rectangle, sz image.Point) (gocv.Mat, error) {
 	r = r.Intersect(image.Rect(0, 0, frame.Cols(), frame.Rows()))
 	if r.Dx() < 4 || r.Dy() < 4 {
 		return gocv.Mat{}, fmt.Errorf("region %v lies outside the %dx%d frame", r, frame.Cols(), frame.Rows())
@@ -300,7 +537,7 @@ func normCrop(frame gocv.Mat, r image.Rectangle) (gocv.Mat, error) {
 		roi.CopyTo(&grey)
 	}
 	out := gocv.NewMat()
-	gocv.Resize(grey, &out, size, 0, 0, gocv.InterpolationArea)
+	gocv.Resize(grey, &out, sz, 0, 0, gocv.InterpolationArea)
 	return out, nil
 }
 
@@ -322,6 +559,8 @@ func (m *Monitor) SetReference(facilityID string, img gocv.Mat) error {
 			return fmt.Errorf("reference of %s: %w", facilityID, err)
 		}
 		w.setRef(crop, true)
+		w.confirmed = true // an operator's reference is not second-guessed
+		w.dropPending()
 		return nil
 	}
 	return fmt.Errorf("reference of %s: no such cover on camera %s", facilityID, m.camera)
