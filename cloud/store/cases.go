@@ -257,8 +257,13 @@ func (s *Store) Case(ctx context.Context, id int64) (Case, error) {
 
 // Events returns a case's log in order.
 func (s *Store) Events(ctx context.Context, caseID int64) ([]Event, error) {
-	rows, err := s.query(ctx, `SELECT id, case_id, at, actor, action, note, evidence
-		FROM case_events WHERE case_id = ? ORDER BY id`, caseID)
+	return events(s.query(ctx, `SELECT `+eventColumns+` FROM case_events WHERE case_id = ? ORDER BY id`, caseID))
+}
+
+const eventColumns = `id, case_id, at, actor, action, note, evidence`
+
+// events reads a query's rows of eventColumns.
+func events(rows *sql.Rows, err error) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -409,27 +414,18 @@ func (s *Store) setSeqHWQuery() string {
 // CaseReportPayloads returns the raw payloads of the reports that joined a
 // case, oldest first (their evidence lists name every file of the case).
 func (s *Store) CaseReportPayloads(ctx context.Context, caseID int64) ([][]byte, error) {
-	rows, err := s.query(ctx, `SELECT payload FROM reports WHERE case_id = ? ORDER BY received_at, seq`, caseID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out [][]byte
-	for rows.Next() {
-		var p string
-		if err := rows.Scan(&p); err != nil {
-			return nil, err
-		}
-		out = append(out, []byte(p))
-	}
-	return out, rows.Err()
+	return payloads(s.query(ctx, `SELECT payload FROM reports WHERE case_id = ? ORDER BY received_at, seq`, caseID))
 }
 
 // DeviceReportPayloads returns the raw payloads of a device's reports of one
 // kind (e.g. the snapshots it took on command), newest first, at most limit.
 func (s *Store) DeviceReportPayloads(ctx context.Context, device, kind string, limit int) ([][]byte, error) {
-	rows, err := s.query(ctx, `SELECT payload FROM reports WHERE device = ? AND kind = ? ORDER BY seq DESC LIMIT ?`,
-		device, kind, limit)
+	return payloads(s.query(ctx, `SELECT payload FROM reports WHERE device = ? AND kind = ? ORDER BY seq DESC LIMIT ?`,
+		device, kind, limit))
+}
+
+// payloads reads a query's rows of one payload column.
+func payloads(rows *sql.Rows, err error) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}

@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/gridwatch/gridwatch/cloud/cases"
-	"github.com/gridwatch/gridwatch/cloud/store"
 )
 
 // A box that went silent has a device-fault case: the fleet page links it on that box only, and the
@@ -17,15 +15,9 @@ import (
 func TestFleetLinksDeviceFaultCase(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	tel, err := os.ReadFile("../../../edge/wire/testdata/telemetry.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now().UTC()
-	e.store.SetDeviceStatus(ctx, store.Device{Device: "box-chaoyang-0001", Online: true, StatusAt: now, LastSeen: now})
-	e.store.SetTelemetry(ctx, "box-chaoyang-0001", now, tel)
-	e.store.SetDeviceStatus(ctx, store.Device{Device: "box-chaoyang-0002", Online: true, StatusAt: now.Add(-10 * time.Minute), LastSeen: now.Add(-10 * time.Minute)})
-	tel2 := bytes.Replace(tel, []byte(`"box-chaoyang-0001"`), []byte(`"box-chaoyang-0002"`), 1)
+	e.boxOnline("box-chaoyang-0001", now)
+	tel2 := e.boxOnline("box-chaoyang-0002", now.Add(-10*time.Minute))
 	// The camera's place, as a box's telemetry now says it.
 	tel2 = bytes.Replace(tel2, []byte(`"grade": "good"`), []byte(`"grade": "good", "lat": 39.92195, "lon": 116.44352`), 1)
 	e.store.SetTelemetry(ctx, "box-chaoyang-0002", now.Add(-10*time.Minute), tel2)

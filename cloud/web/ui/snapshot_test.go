@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,13 +21,8 @@ import (
 func TestFleetShowsSnapshots(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	tel, err := os.ReadFile("../../../edge/wire/testdata/telemetry.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now().UTC()
-	e.store.SetDeviceStatus(ctx, store.Device{Device: "box-chaoyang-0001", Online: true, StatusAt: now, LastSeen: now})
-	e.store.SetTelemetry(ctx, "box-chaoyang-0001", now, tel)
+	e.boxOnline("box-chaoyang-0001", now)
 
 	pic := sceneJPEG(t, 7, false)
 	sum := sha256.Sum256(pic)
@@ -57,4 +53,23 @@ func TestFleetShowsSnapshots(t *testing.T) {
 	if s := text(t, tab, `[data-snaps="box-chaoyang-0001"]`); !strings.Contains(s, "device commands") {
 		t.Fatalf("snapshot note: %q", s)
 	}
+}
+
+// boxOnline records the box as online with the golden telemetry (its cameras healthy), last heard
+// at at, and returns that telemetry.
+func (e *env) boxOnline(device string, at time.Time) []byte {
+	e.t.Helper()
+	tel, err := os.ReadFile("../../../edge/wire/testdata/telemetry.json")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	tel = bytes.Replace(tel, []byte(`"box-chaoyang-0001"`), []byte(strconv.Quote(device)), 1)
+	ctx := context.Background()
+	if err := e.store.SetDeviceStatus(ctx, store.Device{Device: device, Online: true, StatusAt: at, LastSeen: at}); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.store.SetTelemetry(ctx, device, at, tel); err != nil {
+		e.t.Fatal(err)
+	}
+	return tel
 }
