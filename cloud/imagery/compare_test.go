@@ -9,6 +9,7 @@ import (
 
 	"gocv.io/x/gocv"
 
+	"github.com/gridwatch/gridwatch/cloud/imagery/change"
 	"github.com/gridwatch/gridwatch/cloud/imagery/georef"
 )
 
@@ -105,10 +106,48 @@ func TestCompareTiles(t *testing.T) {
 		}
 		t.Logf("tile %d: %d tiles, %d changes, %.0f m², %v", tile, st.Tiles, len(cs), total[i], st.Duration)
 	}
-	// Smaller tiles see less context at their borders; the total must stay close.
-	if d := (total[1] - total[0]) / total[0]; d > 0.15 || d < -0.15 {
-		t.Fatalf("changed area differs by %.0f%% between tile sizes", 100*d)
+	// Smaller tiles see less context at their borders (and normalise over
+	// less): scored against the labels, the stitched masks must stay close.
+	lab := mosaicLabel(t, 2)
+	var f1 [2]float64
+	for i, tile := range []int{512, 200} {
+		mask := change.NewMask(a.Cols(), a.Rows())
+		score := make([]uint8, a.Cols()*a.Rows())
+		for _, tl := range Tiles(a.Cols(), a.Rows(), tile, max(64, m.Reach())) {
+			if _, err := compareTile(m, a, b, tl, mask, score); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var cf change.Confusion
+		cf.Add(change.RemoveSmall(mask, m.Post.MinArea, m.Post.MaxHole), lab)
+		f1[i] = cf.F1()
+		t.Logf("tile %d: F1 %.3f P %.3f R %.3f against the labels", tile, cf.F1(), cf.Precision(), cf.Recall())
 	}
+	if d := f1[1] - f1[0]; d > 0.05 || d < -0.05 {
+		t.Fatalf("F1 %.3f with 512-px tiles, %.3f with 200-px tiles", f1[0], f1[1])
+	}
+}
+
+// mosaicLabel is the label of mosaic(t, n).
+func mosaicLabel(t testing.TB, n int) *change.Mask {
+	dir := sharedData(t, "change/levir")
+	names, err := PairNames(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := change.NewMask(256*n, 256*n)
+	for r := 0; r < n; r++ {
+		for c := 0; c < n; c++ {
+			l, err := ReadMask(filepath.Join(dir, "label", names[(r*n+c)%len(names)]))
+			if err != nil || l.W != 256 || l.H != 256 {
+				t.Fatalf("label %s: %v (want 256×256)", names[(r*n+c)%len(names)], err)
+			}
+			for y := 0; y < 256; y++ {
+				copy(out.Pix[(r*256+y)*out.W+c*256:], l.Pix[y*256:(y+1)*256])
+			}
+		}
+	}
+	return out
 }
 
 // BenchmarkChangeMap measures co-registration, radiometric normalisation,

@@ -183,8 +183,8 @@ func TestJobInputs(t *testing.T) {
 		}
 		for _, f := range []string{c.Before, c.After} {
 			im := gocv.IMRead(filepath.Join(s.dir, "job-xyz", f), gocv.IMReadColor)
-			if im.Empty() || im.Cols() < 64 {
-				t.Fatalf("crop %s missing or smaller than 64 px", f)
+			if im.Empty() || im.Cols() < 32 || im.Rows() < 32 {
+				t.Fatalf("crop %s missing or smaller than 32 px", f)
 			}
 			im.Close()
 		}
