@@ -280,6 +280,11 @@ func imageryCompare(ctx context.Context, args []string) error {
 	if spec.CRS == "auto" {
 		spec.CRS = ""
 	}
+	for flagName, p := range map[string]string{"--before": spec.Before, "--after": spec.After, "--area": spec.Area} {
+		if _, err := os.Stat(p); p != "" && err != nil {
+			return fmt.Errorf("imagery compare: %s: %w", flagName, err)
+		}
+	}
 	id, err := imagery.SpecID(spec)
 	if err != nil {
 		return fmt.Errorf("imagery compare: %w", err)
