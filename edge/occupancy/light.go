@@ -102,6 +102,14 @@ func (l *lighting) differs(frame []byte, ref []float32, p int) bool {
 	return true
 }
 
+// agrees tells whether pixel p of the frame is what the gain makes of the
+// reference at p itself.
+func (l *lighting) agrees(frame []byte, ref []float32, p int) bool {
+	g := l.at(p%l.w, p/l.w)
+	return near(float32(frame[p*3]), g*ref[p*3]) && near(float32(frame[p*3+1]), g*ref[p*3+1]) &&
+		near(float32(frame[p*3+2]), g*ref[p*3+2])
+}
+
 // near tells whether an observed value is what was predicted, within the
 // tolerance of the light model.
 func near(v, want float32) bool {

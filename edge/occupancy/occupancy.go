@@ -262,9 +262,12 @@ func (d *Detector) updatePixels(frame []byte, dt float32) {
 		d.diff[p] = b2u(diff)
 		mv := d.moving[p] != 0
 		// The reference learns the scene in the light of the reference: a
-		// pixel that agrees with it, or (outside the zones, where nothing is
+		// pixel that agrees with it where it is (agreeing only with a
+		// neighbour would let an object creep into the reference from its
+		// edges, a pixel a step), or (outside the zones, where nothing is
 		// timed) anything that holds still.
-		if a := aRef; !mv && (!diff || (d.inZone[p] == 0 && d.steps > 0)) {
+		inside := d.inZone[p] != 0
+		if a := aRef; !mv && ((!diff && (!inside || d.light.agrees(frame, d.ref, p))) || (!inside && d.steps > 0)) {
 			if diff {
 				a = aOut
 			}
