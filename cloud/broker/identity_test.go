@@ -344,3 +344,27 @@ func TestMosquittoWithGeneratedFiles(t *testing.T) {
 	case <-time.After(500 * time.Millisecond):
 	}
 }
+
+// A credentials file from any bytes loads or gives an error naming the line;
+// what loads lists only valid device ids.
+func FuzzLoadCredentials(f *testing.F) {
+	f.Add([]byte("box-a:" + broker.HashPassword("pw") + "\n"))
+	f.Add([]byte("# comment\n\nbox-b:$7$101$c2FsdA==$a2V5\n"))
+	f.Add([]byte("box-c\n"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(dir, "passwd")
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := broker.LoadCredentials(p)
+		if err != nil {
+			return
+		}
+		for _, id := range c.Devices() {
+			if wire.ValidDeviceID(id) != nil {
+				t.Fatalf("loaded an invalid device id %q", id)
+			}
+		}
+	})
+}

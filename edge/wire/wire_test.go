@@ -183,3 +183,24 @@ func FuzzDecodeSensorReading(f *testing.F) {
 		}
 	})
 }
+
+// Commands and telemetry from any bytes decode to a valid message or an error.
+func FuzzDecodeCommandAndTelemetry(f *testing.F) {
+	for _, name := range []string{"command-replay.json", "command-confirm.json", "command-snapshot.json", "telemetry.json"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if c, err := DecodeCommand(b); err == nil {
+			if err := c.Validate(); err != nil {
+				t.Fatalf("decoded command does not validate: %v", err)
+			}
+		}
+		if tm, err := DecodeTelemetry(b); err == nil && ValidDeviceID(tm.Device) != nil {
+			t.Fatalf("telemetry accepted for device %q", tm.Device)
+		}
+	})
+}
