@@ -106,6 +106,8 @@ var messages = map[string][2]string{
 	"f.urgent":        {"紧急", "Urgent"},
 	"f.detection":     {"检测状态", "Detection"},
 	"f.zone":          {"禁占区域", "Zone"},
+	"f.before":        {"前期影像", "Before"},
+	"f.after":         {"后期影像", "After"},
 	"f.object":        {"识别目标", "Object seen"},
 	"rule.keep_clear": {"保持畅通", "keep clear"},
 	"rule.no_vending": {"禁止摆卖", "no vending"},

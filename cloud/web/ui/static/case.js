@@ -41,6 +41,7 @@
     const add = (sha, caption) => { if (sha && !seen.has(sha)) { seen.add(sha); ev.push(img("/api/v1/evidence/" + sha, caption)); } };
     if (c.evidence_url) { seen.add(c.evidence_sha256); ev.push(img(c.evidence_url, GW.t("f.snapshot"))); }
     if (c.annotated_url) ev.push(img(c.annotated_url, GW.t("f.annotated")));
+    for (const e of c.evidence || []) if (e.kind === "before" || e.kind === "after") add(e.sha256, GW.t("f." + e.kind));
     for (const e of c.events || []) add(e.evidence, GW.t("act." + e.action) + " · " + GW.fmtTime(e.at));
     for (const k of c.tasks || []) add(k.photo, GW.t("role." + k.role) + " · " + GW.t("f.photo"));
     $("#case-evidence").innerHTML = ev.join("") || '<div class="ev-missing">' + GW.esc(GW.t("f.nosnapshot")) + "</div>";

@@ -18,8 +18,17 @@
     }
     return details.get(id);
   };
+  // An imagery change shows the same place at both dates; a camera's detection its snapshot,
+  // annotated frame and the cover's reference look.
   const images = (d) => {
     const out = [];
+    const before = (d.evidence || []).find((e) => e.kind === "before");
+    if (before) {
+      out.push({ kind: "f.before", url: "/api/v1/evidence/" + before.sha256 });
+      const after = (d.evidence || []).find((e) => e.kind === "after");
+      if (after) out.push({ kind: "f.after", url: "/api/v1/evidence/" + after.sha256 });
+      return out;
+    }
     if (d.evidence_url) out.push({ kind: "f.snapshot", url: d.evidence_url });
     if (d.annotated_url) out.push({ kind: "f.annotated", url: d.annotated_url });
     if (d.reference_url) out.push({ kind: "f.reference", url: d.reference_url });
@@ -79,7 +88,7 @@
     let ev = ims.map((im) => '<figure class="ev"><img src="' + GW.esc(im.url) + '" alt="' + GW.esc(GW.t(im.kind)) +
       '" onerror="this.replaceWith(Object.assign(document.createElement(\'div\'),{className:\'ev-missing\',textContent:GW.t(\'f.noimage\')}))"><figcaption>' + GW.esc(GW.t(im.kind)) + "</figcaption></figure>").join("");
     if (!ims.length) ev = '<div class="ev-missing big">' + GW.esc(GW.t("f.nosnapshot")) + "</div>";
-    if (!d.reference_url) ev += '<figure class="ev ref-missing"><div class="ev-missing">' + GW.esc(GW.t("f.noreference")) + "</div><figcaption>" + GW.esc(GW.t("f.reference")) + "</figcaption></figure>";
+    if (!d.reference_url && d.facility_id && d.source === "camera") ev += '<figure class="ev ref-missing"><div class="ev-missing">' + GW.esc(GW.t("f.noreference")) + "</div><figcaption>" + GW.esc(GW.t("f.reference")) + "</figcaption></figure>";
     $("#q-evidence").innerHTML = ev;
     const conf = Math.round((d.confidence || 0) * 100);
     $("#q-facts").innerHTML =
