@@ -127,7 +127,8 @@ type Detector struct {
 	fast                       []float32 // fast background, BGR
 	age                        []float32 // seconds of net still foreground
 	miss                       []float32 // seconds since last foreground
-	scratch                    []byte
+	scratch, thing             []byte
+	objStack, footY            []int32
 	stack, fresh               []int32
 	light                      *lighting
 
@@ -188,6 +189,7 @@ func New(zones []Zone, w, h int) (*Detector, error) {
 		age:     make([]float32, n),
 		miss:    make([]float32, n),
 		scratch: make([]byte, n),
+		thing:   make([]byte, n),
 		cand:    make([]byte, n),
 		minBlob: n,
 		light:   newLighting(w, h),
@@ -455,12 +457,59 @@ func (d *Detector) holdBlobs(frame []byte, fresh []int32) {
 		for _, p := range pix {
 			n += int(d.cand[p])
 		}
-		if n >= d.minBlob {
+		if n >= d.minBlob && d.standsInZone(pix) {
 			for _, p := range pix {
 				d.hold[p] = d.cand[p]
 			}
 		}
 	}
+}
+
+// standsInZone tells whether the still thing a blob belongs to touches the
+// ground inside a zone. Zones are drawn on the ground, but a tall thing
+// standing beside one (a car waiting in the next lane) covers part of it in
+// the picture; what stands in a zone has its foot, the lowest still pixels
+// of each of its columns, there. The thing is followed beyond the zone over
+// still pixels that differ from the reference.
+func (d *Detector) standsInZone(blob []int32) bool {
+	w, n := d.w, int32(d.w*d.h)
+	seen := d.thing
+	obj := append(d.objStack[:0], blob...)
+	for _, p := range obj {
+		seen[p] = 1
+	}
+	for i := 0; i < len(obj) && len(obj) < int(n)/4; i++ {
+		p := obj[i]
+		x := int(p) % w
+		for _, q := range [4]int32{p - 1, p + 1, p - int32(w), p + int32(w)} {
+			if q < 0 || q >= n || (q == p-1 && x == 0) || (q == p+1 && x == w-1) {
+				continue
+			}
+			if seen[q] == 0 && d.diff[q] != 0 && d.moving[q] == 0 {
+				seen[q] = 1
+				obj = append(obj, q)
+			}
+		}
+	}
+	foot := d.footY[:0]
+	for range w {
+		foot = append(foot, -1)
+	}
+	for _, p := range obj {
+		x, y := int(p)%w, int(p)/w
+		foot[x] = max(foot[x], int32(y))
+		seen[p] = 0
+	}
+	in, all := 0, 0
+	for x, y := range foot {
+		if y < 0 {
+			continue
+		}
+		all++
+		in += int(d.inZone[int(y)*w+x])
+	}
+	d.objStack, d.footY = obj, foot
+	return 2*in >= all
 }
 
 // flood collects the 4-connected zone pixels around seed that differ from
