@@ -42,6 +42,10 @@ type Engine struct {
 	// at or above the confidence without a human; each use is logged as
 	// actor "rule:auto-accept". Empty: every detection waits for a verifier.
 	AutoAccept []AutoAcceptRule
+	// Fleet, when set, is the registry of boxes and cameras: a cover report
+	// is refused unless its camera is registered to watch the facility, an
+	// occupation report unless the zone is one of its camera's. Nil: no check.
+	Fleet *registry.Fleet
 }
 
 // AutoAcceptRule is an explicit, audited verification rule.
@@ -59,6 +63,10 @@ type Outcome struct {
 
 // ErrUnknownFacility marks a report about a facility the registry lacks.
 var ErrUnknownFacility = errors.New("unknown facility")
+
+// ErrNotInFleet marks a report from a box, camera or zone the fleet registry
+// does not have, or about a facility its camera is not registered to watch.
+var ErrNotInFleet = errors.New("not in the fleet registry")
 
 // Apply stores one validated report and its effect on cases, atomically and
 // idempotently: applying the same (device, seq) twice changes nothing.
@@ -90,7 +98,34 @@ func (e *Engine) facility(r wire.Report) (fac registry.Facility, coverish bool, 
 			return fac, coverish, fmt.Errorf("facility_id %s: %w", r.FacilityID, ErrUnknownFacility)
 		}
 	}
-	return fac, coverish, nil
+	return fac, coverish, e.inFleet(r)
+}
+
+// inFleet refuses a camera's cover or occupation report that the fleet
+// registry does not account for, before it is stored or opens a case.
+func (e *Engine) inFleet(r wire.Report) error {
+	if e.Fleet == nil || r.Kind != wire.ReportCover && r.Kind != wire.ReportOccupation {
+		return nil
+	}
+	what := "facility " + r.FacilityID
+	if r.Kind == wire.ReportOccupation {
+		what = "zone " + r.Zone
+	}
+	if _, ok := e.Fleet.Box(r.Device); !ok {
+		return fmt.Errorf("box %s camera %s %s: box %s is not registered: %w", r.Device, r.Camera, what, r.Device, ErrNotInFleet)
+	}
+	cam, ok := e.Fleet.Camera(r.Device, r.Camera)
+	switch {
+	case !ok:
+		return fmt.Errorf("box %s camera %s %s: box %s has no registered camera %s: %w", r.Device, r.Camera, what, r.Device, r.Camera, ErrNotInFleet)
+	case r.Kind == wire.ReportCover && !cam.Watches(r.FacilityID):
+		return fmt.Errorf("box %s camera %s %s: the camera is not registered to watch facility %s: %w", r.Device, r.Camera, what, r.FacilityID, ErrNotInFleet)
+	case r.Kind == wire.ReportOccupation:
+		if _, ok := cam.Zone(r.Zone); !ok {
+			return fmt.Errorf("box %s camera %s %s: %s is not one of the camera's registered zones: %w", r.Device, r.Camera, what, r.Zone, ErrNotInFleet)
+		}
+	}
+	return nil
 }
 
 func storedReport(r wire.Report, raw []byte, now time.Time) store.Report {

@@ -238,7 +238,7 @@ func (in *Ingest) applyOne(ctx context.Context, q queued) {
 	var err error
 	for attempt := 0; ; attempt++ {
 		out, err = in.Applier.Apply(ctx, q.report, q.m.Payload())
-		if err == nil || errors.Is(err, cases.ErrUnknownFacility) || attempt == 4 || ctx.Err() != nil {
+		if err == nil || errors.Is(err, cases.ErrUnknownFacility) || errors.Is(err, cases.ErrNotInFleet) || attempt == 4 || ctx.Err() != nil {
 			break
 		}
 		in.Log.Warn("apply report failed, retrying", "device", q.device, "seq", q.report.Seq, "attempt", attempt+1, "err", err)

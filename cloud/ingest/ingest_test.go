@@ -57,6 +57,8 @@ type cloud struct {
 
 	in   *ingest.Ingest
 	stop func() // stops the running ingest and waits for Run to return
+	// fleet, when set before startIngest, is the engine's fleet registry.
+	fleet *registry.Fleet
 }
 
 func newCloud(t *testing.T) *cloud {
@@ -96,7 +98,7 @@ func (c *cloud) startIngest() {
 	if c.stop != nil {
 		c.t.Fatal("ingest already running")
 	}
-	engine := &cases.Engine{Store: c.store, Registry: registry.Demo(), Log: c.log.With("component", "cases")}
+	engine := &cases.Engine{Store: c.store, Registry: registry.Demo(), Log: c.log.With("component", "cases"), Fleet: c.fleet}
 	c.in = &ingest.Ingest{BrokerURL: c.broker.URL(), ClientID: "gridwatch-cloud", Applier: engine, Sink: c.store,
 		Log: c.log.With("component", "ingest")}
 	ctx, cancel := context.WithCancel(context.Background())
