@@ -440,7 +440,13 @@ func (d *Detector) holdBlobs(frame []byte, fresh []int32) {
 			continue
 		}
 		pix := d.flood(seed, blob)
-		if d.isGhost(frame, pix, blob) {
+		held := false
+		for _, p := range pix {
+			held = held || d.hold[p] != 0
+		}
+		// A blob already held was seen arriving; something new next to
+		// it (someone walking past) does not make it a ghost.
+		if !held && d.isGhost(frame, pix, blob) {
 			for _, p := range pix {
 				d.age[p], d.hold[p], d.cand[p] = 0, 0, 0
 				if d.moving[p] != 0 {
@@ -512,8 +518,8 @@ func (d *Detector) standsInZone(blob []int32) bool {
 	return 2*in >= all
 }
 
-// flood collects the 4-connected zone pixels around seed that differ from
-// the reference or are candidates, marking them in seen.
+// flood collects the 4-connected zone pixels around seed that are
+// candidates or still and differ from the reference, marking them in seen.
 func (d *Detector) flood(seed int32, seen []byte) []int32 {
 	w, n := d.w, int32(d.w*d.h)
 	pix := d.stack[:0]
@@ -526,7 +532,7 @@ func (d *Detector) flood(seed int32, seen []byte) []int32 {
 			if q < 0 || q >= n || (q == p-1 && x == 0) || (q == p+1 && x == w-1) {
 				continue
 			}
-			if seen[q] == 0 && d.inZone[q] != 0 && (d.cand[q] != 0 || d.diff[q] != 0) {
+			if seen[q] == 0 && d.inZone[q] != 0 && (d.cand[q] != 0 || (d.diff[q] != 0 && d.moving[q] == 0)) {
 				seen[q] = 1
 				pix = append(pix, q)
 			}
