@@ -48,7 +48,7 @@ say "[2/4] starting the cloud: web $HTTP, embedded MQTT broker 127.0.0.1:$MQTT_P
 mkdir -p "$D/broker"
 bin/gridwatch-cloud devices add --credentials "$D/broker/devices.passwd" --secrets "$D/broker" box-chaoyang-0001 >/dev/null
 bin/gridwatch-cloud serve --http "$HTTP" --mqtt-listen "127.0.0.1:$MQTT_PORT" --devices "$D/broker/devices.passwd" \
-  --data "$D/cloud" >"$D/cloud.log" 2>&1 &
+  --data "$D/cloud" --fleet firmware-config >"$D/cloud.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -sf "http://$HTTP/healthz" >/dev/null && break; sleep 0.1; done
 curl -sf "http://$HTTP/healthz" >/dev/null || { tail -20 "$D/cloud.log"; die "the cloud did not start; log above ($D/cloud.log)"; }

@@ -38,11 +38,11 @@ const usage = `usage:
   gridwatch-cloud serve [--http 127.0.0.1:8080]
                         [--mqtt-listen 127.0.0.1:1884 (--devices FILE | --insecure-broker)
                          | --broker tcp://HOST:PORT [--broker-user NAME --broker-password-file FILE]]
-                        [--data DIR | --postgres DSN] [--registry DIR] [--tokens FILE]
+                        [--data DIR | --postgres DSN] [--registry DIR] [--fleet DIR] [--tokens FILE]
                         [--influx URL [--influx-db NAME]] [--taxonomy FILE] [--calendar FILE] [--log-level info]
   gridwatch-cloud imagery eval|train|compare ...
   gridwatch-cloud bench ingest [--json]
-  gridwatch-cloud registry check DIR | export-demo DIR | diff OLD NEW
+  gridwatch-cloud registry check DIR [--fleet DIR] | export-demo DIR | diff OLD NEW
   gridwatch-cloud devices add|remove|list|mosquitto-acl --credentials FILE ...
 `
 
@@ -79,6 +79,7 @@ func serve(ctx context.Context, args []string) error {
 	brokerURL := fs.String("broker", "", "external MQTT broker URL (e.g. tcp://127.0.0.1:1883); empty runs the embedded broker")
 	dataDir := fs.String("data", "_demo/cloud", "data directory (SQLite database, evidence files)")
 	regDir := fs.String("registry", "", "registry directory to import (departments.csv, streets.csv, grid.geojson, facilities.csv); empty uses the built-in demo district")
+	fleetDir := fs.String("fleet", "", "directory of box configs (firmware-config/*.yaml): which boxes and cameras exist and what each watches; reports they do not account for are refused. Empty: no check")
 	tokens := fs.String("tokens", "", "API tokens file (YAML: users with token, name, role, dept); empty uses the demo tokens")
 	taxFile := fs.String("taxonomy", "", "case categories file; empty uses the built-in table")
 	calFile := fs.String("calendar", "", "working-time calendar file; empty uses the built-in Beijing calendar")
@@ -118,6 +119,16 @@ func serve(ctx context.Context, args []string) error {
 	log.Info("registry loaded", "version", regVersion.ID, "sha256", regVersion.SHA256, "source", regSource,
 		"by", regVersion.LoadedBy, "departments", regVersion.Departments, "streets", regVersion.Streets,
 		"grid_cells", regVersion.Cells, "facilities", regVersion.Facilities)
+
+	var fleet *registry.Fleet
+	if *fleetDir != "" {
+		var err error
+		if fleet, err = registry.LoadFleetDir(*fleetDir, reg); err != nil {
+			return fmt.Errorf("--fleet: %w", err)
+		}
+		boxes, cams := fleet.Counts()
+		log.Info("fleet loaded", "source", *fleetDir, "boxes", boxes, "cameras", cams)
+	}
 
 	var db *store.Store
 	var err error
@@ -198,7 +209,7 @@ func serve(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	engine := &cases.Engine{Store: db, Registry: reg, Log: log.With("component", "cases"), Taxonomy: tax, Calendar: cal}
+	engine := &cases.Engine{Store: db, Registry: reg, Log: log.With("component", "cases"), Taxonomy: tax, Calendar: cal, Fleet: fleet}
 	in := &ingest.Ingest{BrokerURL: url, ClientID: "gridwatch-cloud", Username: svcUser, Password: svcPassword,
 		Applier: engine, Sink: db, Log: log.With("component", "ingest")}
 	var hist *telemetry.History

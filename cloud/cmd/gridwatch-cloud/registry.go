@@ -16,13 +16,18 @@ func init() { commands["registry"] = registryCmd }
 // (departments.csv, streets.csv, grid.geojson, facilities.csv) with the same
 // code serve --registry uses; `registry export-demo DIR` writes the built-in
 // demo district in that layout, as a starting point for a city's own files;
-// `registry diff OLD NEW` says what a re-import would change.
+// `registry diff OLD NEW` says what a re-import would change;
+// `registry check DIR --fleet FLEETDIR` also checks the box configs in FLEETDIR
+// against it, as serve --fleet does (DIR may be "demo").
 func registryCmd(_ context.Context, args []string) error {
 	if len(args) == 3 && args[0] == "diff" {
 		return registryDiff(os.Stdout, args[1], args[2])
 	}
+	if len(args) == 4 && args[0] == "check" && args[2] == "--fleet" {
+		return registryCheckFleet(os.Stdout, args[1], args[3])
+	}
 	if len(args) != 2 {
-		return errors.New("registry: want `registry check DIR`, `registry export-demo DIR` or `registry diff OLD NEW`")
+		return errors.New("registry: want `registry check DIR [--fleet FLEETDIR]`, `registry export-demo DIR` or `registry diff OLD NEW`")
 	}
 	switch args[0] {
 	case "check":
@@ -42,6 +47,21 @@ func registryCmd(_ context.Context, args []string) error {
 		return nil
 	}
 	return fmt.Errorf("registry: unknown subcommand %q (check, export-demo, diff)", args[0])
+}
+
+// registryCheckFleet validates a registry and a fleet directory against it.
+func registryCheckFleet(w io.Writer, regDir, fleetDir string) error {
+	r, err := loadRegistry(regDir)
+	if err != nil {
+		return err
+	}
+	f, err := registry.LoadFleetDir(fleetDir, r)
+	if err != nil {
+		return err
+	}
+	boxes, cams := f.Counts()
+	fmt.Fprintf(w, "%s: ok (%d boxes, %d cameras) against registry %s (%s)\n", fleetDir, boxes, cams, r.SHA256()[:12], regDir)
+	return nil
 }
 
 // loadRegistry reads a registry directory; "demo" is the built-in district.
