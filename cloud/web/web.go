@@ -103,6 +103,7 @@ func (s *Server) Handler() *fiber.App {
 	api.Get("/evidence/:sha", s.getEvidence)
 	api.Put("/evidence/:sha", s.putEvidence)
 	api.Get("/devices", s.listDevices)
+	api.Get("/cameras", s.listCameras)
 	api.Get("/status", func(c *fiber.Ctx) error {
 		if s.Status == nil {
 			return fiber.NewError(fiber.StatusNotFound, "status: not wired in this server")
