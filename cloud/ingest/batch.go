@@ -255,7 +255,14 @@ func (in *Ingest) applyOne(ctx context.Context, q queued) {
 func (in *Ingest) applied(ctx context.Context, q queued, out cases.Outcome, err error) {
 	defer q.m.Ack()
 	if err != nil {
-		in.deadLetter(ctx, q.m, "apply: "+err.Error())
+		// A report refused for good (a facility or camera the registries do not know) is kept in
+		// the dead letters and counts as received: otherwise its sequence number would stay a hole
+		// that asks the box for a replay every ReplayRetry and holds back its confirmations. One
+		// that failed for any other reason is not: a replay may yet apply it.
+		stored := in.deadLetter(ctx, q.m, "apply: "+err.Error())
+		if stored && (errors.Is(err, cases.ErrUnknownFacility) || errors.Is(err, cases.ErrNotInFleet)) {
+			in.track(ctx, q.device, q.report.Seq)
+		}
 		return
 	}
 	in.track(ctx, q.device, q.report.Seq)

@@ -229,10 +229,13 @@ func (in *Ingest) askReplay(device string, from, received uint64) {
 	in.client.Publish(wire.Topic(device, wire.KindCommand), 1, false, b)
 }
 
-func (in *Ingest) deadLetter(ctx context.Context, m mqtt.Message, reason string) {
+// deadLetter keeps a refused message with the reason; false if it could not be stored.
+func (in *Ingest) deadLetter(ctx context.Context, m mqtt.Message, reason string) bool {
 	in.dead.Add(1)
 	in.Log.Warn("message refused", "topic", m.Topic(), "reason", reason)
 	if err := in.Sink.DeadLetter(ctx, m.Topic(), m.Payload(), reason); err != nil {
 		in.Log.Error("store dead letter", "err", err)
+		return false
 	}
+	return true
 }

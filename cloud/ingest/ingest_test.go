@@ -477,3 +477,33 @@ func TestReportsWhileStoppedAreProcessedAfterRestart(t *testing.T) {
 		t.Errorf("Stats after restart = %+v, want %d accepted into 1 case", s, n)
 	}
 }
+
+// A report refused for good (its facility is not registered) is kept as a dead letter and counts as
+// received: the box's sequence has no hole, so nobody asks it to replay and its messages are
+// confirmed past that number.
+func TestRefusedReportLeavesNoHole(t *testing.T) {
+	c := newCloud(t)
+	c.startIngest()
+	p := c.publisher(goldenDevice)
+	c.ready(p)
+	for seq := 1; seq <= 3; seq++ {
+		b := bytes.Replace(golden(t, "report-cover-new.json"), []byte(`"seq": 42`), []byte(fmt.Sprintf(`"seq": %d`, seq)), 1)
+		if seq == 2 {
+			b = bytes.Replace(b, []byte(`"facility_id": "`+powerCover), []byte(`"facility_id": "1101059999999999`), 1)
+		}
+		if seq == 3 {
+			b = bytes.Replace(b, []byte(`"phase": "new"`), []byte(`"phase": "update"`), 1)
+		}
+		publish(t, p, reportTopic(goldenDevice), false, b)
+	}
+	eventually(t, "the high-water mark at 3", func() bool {
+		hw, _ := c.store.SeqHW(context.Background(), goldenDevice)
+		return hw == 3
+	})
+	if dl := c.deadLetters(); len(dl) != 1 || !strings.Contains(dl[0].reason, "unknown facility") {
+		t.Errorf("dead letters = %+v, want the unknown facility's report", dl)
+	}
+	if st := c.in.Stats(); st.ReplayRequests != 0 {
+		t.Errorf("%d replay requests for a sequence without a real hole", st.ReplayRequests)
+	}
+}
