@@ -440,13 +440,13 @@ func (d *Detector) holdBlobs(frame []byte, fresh []int32) {
 			continue
 		}
 		pix := d.flood(seed, blob)
-		held := false
+		settled := false
 		for _, p := range pix {
-			held = held || d.hold[p] != 0
+			settled = settled || (d.hold[p] != 0 && d.age[p] >= float32(2*holdAfter.Seconds()))
 		}
-		// A blob already held was seen arriving; something new next to
-		// it (someone walking past) does not make it a ghost.
-		if !held && d.isGhost(frame, pix, blob) {
+		// A blob held for a while was seen arriving and standing; whatever
+		// joins it later (someone walking past) does not make it a ghost.
+		if !settled && d.isGhost(frame, pix, blob) {
 			for _, p := range pix {
 				d.age[p], d.hold[p], d.cand[p] = 0, 0, 0
 				if d.moving[p] != 0 {
