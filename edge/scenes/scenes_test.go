@@ -13,9 +13,10 @@ import (
 
 // TestShortSuiteScene runs the whole path (render, encode, decode, cover
 // monitor with the shipped classifier, occupancy detector, scoring) on one
-// short daylight scene and checks that the stolen cover is found without a
-// false report and that the occupations are found. The full suite is
-// `gridwatch-edge eval scenes`, not a test.
+// short scene (seed 6: dusk with headlights) and checks that the stolen
+// cover is found without a false report, and that the occupations are found
+// without a false one. The full suite is `gridwatch-edge eval scenes`, not a
+// test.
 func TestShortSuiteScene(t *testing.T) {
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		t.Skip("ffmpeg not installed (hack/install-deps.sh installs it)")
@@ -39,7 +40,10 @@ func TestShortSuiteScene(t *testing.T) {
 	if s.CoverRecall() < 1 || s.CoverFalse > 0 {
 		t.Errorf("cover recall %.2f with %d false reports, want 1 and 0", s.CoverRecall(), s.CoverFalse)
 	}
-	if s.OccF1() < 0.5 {
-		t.Errorf("occupation F1 %.2f, want at least 0.5", s.OccF1())
+	// At 90 s the script's last stay may end too close to the end to be
+	// reported; every report must be right, and at most one stay missed.
+	if s.OccCorrect < s.OccReports || s.OccFound < s.OccEpisodes-1 {
+		t.Errorf("occupation: %d of %d reports right, %d of %d stays found; want all right and at most one missed",
+			s.OccCorrect, s.OccReports, s.OccFound, s.OccEpisodes)
 	}
 }
