@@ -3,7 +3,7 @@
 # unit tests for arm64 under qemu-user. Recipe: ../shared/docs/TOOLCHAIN.md.
 #
 #   hack/edge-arm64.sh build   # → bin/gridwatch-edge-linux-arm64
-#   hack/edge-arm64.sh test    # edge unit tests, GOARCH=arm64, run by qemu-aarch64-static
+#   hack/edge-arm64.sh test [PKG...]  # edge unit tests (or just PKG...), GOARCH=arm64, run by qemu-aarch64-static
 #
 # The first run installs crossbuild-essential-arm64 and qemu-user-static,
 # adds the arm64 architecture to apt (package lists only: nothing arm64 is
@@ -106,7 +106,7 @@ build() {
 
 # Pure-Go edge packages (no OpenCV, no libavcodec) and the cgo ones.
 PURE=(./edge/wire/... ./edge/config/... ./edge/outbox/... ./edge/coverclass/... ./edge/h264/... ./edge/clip/... ./edge/occupancy/... ./edge/sensors/... ./edge/atomicfile/... ./edge/uplink/...)
-CGO=(./edge/decode/... ./edge/cover/...)
+CGO=(./edge/decode/... ./edge/cover/... ./edge/detect/...)
 
 test() {
   tools
@@ -114,6 +114,10 @@ test() {
   crossenv
   local exec="qemu-aarch64-static -L $SYSROOT -E $QEMU_ENV"
   local rc=0
+  if (($#)); then # just these packages (cgo on)
+    go test -count=1 -short -exec "$exec" "$@"
+    return
+  fi
   log "pure-Go packages under qemu"
   CGO_ENABLED=0 go test -count=1 -short -exec "$exec" "${PURE[@]}" || rc=1
   log "cgo packages (OpenCV, libavcodec from the sysroot) under qemu"
@@ -123,7 +127,7 @@ test() {
 
 case "${1:-build}" in
   build) build ;;
-  test) test ;;
+  test) shift; test "$@" ;;
   sysroot) tools; sysroot ;;
   *) echo "usage: $0 build|test|sysroot" >&2; exit 2 ;;
 esac
