@@ -447,7 +447,7 @@ func (m *Monitor) observe(frame gocv.Mat, w *watched) (Observation, error) {
 		// First seen open: only the classifier can speak until the cover
 		// is seen closed (then it is enrolled).
 		switch {
-		case p >= 0.5:
+		case p >= openAbove:
 			return Observation{State: wire.CoverMissing, Confidence: p, Open: p}, nil
 		case p >= 0 && p < closedBelow:
 			return Observation{State: wire.CoverPresent, Confidence: 1 - p, Open: p}, nil
