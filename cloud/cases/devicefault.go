@@ -65,6 +65,11 @@ type Watchdog struct {
 	CameraDown time.Duration
 	// Every is how often Run checks (default 10 s).
 	Every time.Duration
+	// Listening, when set, says since when the cloud has heard the broker
+	// without a break (ok false: not now). A check while the cloud itself is
+	// cut off blames nobody, and silence counts only from the reconnection:
+	// a broker outage is not every box's fault.
+	Listening func() (since time.Time, ok bool)
 	Log   *slog.Logger
 
 	mu        sync.Mutex
@@ -153,6 +158,15 @@ func (w *Watchdog) Check(ctx context.Context) (DeviceFaults, error) {
 	}
 	started := w.started
 	w.mu.Unlock()
+	if w.Listening != nil {
+		since, ok := w.Listening()
+		if !ok {
+			return DeviceFaults{}, nil
+		}
+		if since.After(started) {
+			started = since
+		}
+	}
 
 	var n DeviceFaults
 	devices, err := w.Engine.Store.Devices(ctx)

@@ -351,3 +351,39 @@ func TestWatchdogPostgres(t *testing.T) {
 	onPostgres(t, TestWatchdogOutage)
 	onPostgres(t, TestWatchdogHeldCase)
 }
+
+// While the cloud itself is cut off from the broker every box looks silent: the watchdog blames
+// nobody then, and after the reconnection counts silence from it, so a broker outage opens no case
+// for boxes that speak again; a box still silent 90 s after the reconnection does get one.
+func TestWatchdogIgnoresTheCloudsOwnOutage(t *testing.T) {
+	w, f := newWatchdog(t)
+	var since time.Time
+	connected := true
+	w.Listening = func() (time.Time, bool) { return since, connected }
+	since = f.clk.now()
+	f.status("box-a", true)
+	f.status("box-b", true)
+	check(t, w)
+
+	connected = false // the broker goes down for 5 minutes
+	for range 5 {
+		f.clk.advance(time.Minute)
+		if n := check(t, w); n.Opened != 0 {
+			t.Fatalf("cloud cut off: %+v, want nothing opened", n)
+		}
+	}
+	connected, since = true, f.clk.now() // back; box-a speaks at once, box-b never does
+	f.status("box-a", true)
+	f.clk.advance(60 * time.Second)
+	f.status("box-a", true)
+	if n := check(t, w); n.Opened != 0 {
+		t.Fatalf("60 s after the reconnection: %+v, want nothing opened yet", n)
+	}
+	f.clk.advance(40 * time.Second)
+	if n := check(t, w); n.Opened != 1 {
+		t.Fatalf("100 s after the reconnection: %+v, want box-b's case", n)
+	}
+	if got := openFaults(t, w.Engine); len(got) != 1 || got["device:box-b"] == "" {
+		t.Fatalf("open faults %v, want box-b only", got)
+	}
+}

@@ -86,6 +86,18 @@ type Ingest struct {
 	confirms confirmer
 
 	accepted, duplicates, dead, cases, telemetry, replays, confirmed atomic.Uint64
+	listening                                                        atomic.Int64 // UnixNano of the last subscription; 0 while disconnected
+}
+
+// Listening says since when the cloud has heard the broker without a break
+// (ok false: it is not connected now). While the cloud itself is cut off,
+// every box looks silent; the device watchdog asks this before blaming them.
+func (in *Ingest) Listening() (since time.Time, ok bool) {
+	n := in.listening.Load()
+	if n == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, n), true
 }
 
 // Stats returns the counters.
@@ -136,9 +148,12 @@ func (in *Ingest) Run(ctx context.Context) error {
 		subs := map[string]byte{reports: 1, wire.StatusSubscription: 1, wire.TelemetrySubscription: 1}
 		if t := c.SubscribeMultiple(subs, handler); t.Wait() && t.Error() != nil {
 			in.Log.Error("subscribe failed", "err", t.Error())
+			return
 		}
+		in.listening.Store(time.Now().UnixNano())
 	})
 	opts.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+		in.listening.Store(0)
 		in.Log.Warn("lost broker connection, reconnecting", "err", err)
 	})
 	c := mqtt.NewClient(opts)

@@ -255,7 +255,7 @@ func serve(ctx context.Context, args []string) error {
 	g.Go(func() error { return in.Run(ctx) })
 	g.Go(func() error { return overdueLoop(ctx, engine, log.With("component", "deadlines")) })
 	watchdog := &cases.Watchdog{Engine: engine, Silence: *silence, Offline: *offline, CameraDown: *camDown,
-		Log: log.With("component", "watchdog")}
+		Listening: in.Listening, Log: log.With("component", "watchdog")}
 	if err := watchdog.Validate(); err != nil {
 		return err
 	}
