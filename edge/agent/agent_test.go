@@ -41,17 +41,7 @@ func TestAgentSensorsAndClips(t *testing.T) {
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	dir := t.TempDir()
-	sc := sim.Skeleton(4)
-	sc.Duration = 22 * time.Second
-	if _, err := sc.Render(context.Background(), filepath.Join(dir, "cam1.ts"), nil); err != nil {
-		t.Fatal(err)
-	}
-	rtspURL := rtsptest.StartTestServer(t, map[string]string{"cam1": filepath.Join(dir, "cam1.ts")})
-	b, err := broker.Start("127.0.0.1:0", quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	rtspURL, b := streetAndBroker(t, dir, 22*time.Second)
 
 	// The cloud's evidence endpoint: accept everything, remember the types.
 	var mu sync.Mutex
@@ -203,4 +193,23 @@ cameras:
 			t.Fatalf("%d of %d evidence files uploaded", n, len(want))
 		}
 	}
+}
+
+// streetAndBroker renders d of the skeleton street (seed 4: the power cover goes missing at
+// ~12 s) into dir, serves it as rtsp://…/cam1, and starts an embedded broker; both stop with
+// the test.
+func streetAndBroker(t *testing.T, dir string, d time.Duration) (rtspURL string, b *broker.Broker) {
+	t.Helper()
+	sc := sim.Skeleton(4)
+	sc.Duration = d
+	if _, err := sc.Render(context.Background(), filepath.Join(dir, "cam1.ts"), nil); err != nil {
+		t.Fatal(err)
+	}
+	rtspURL = rtsptest.StartTestServer(t, map[string]string{"cam1": filepath.Join(dir, "cam1.ts")})
+	b, err := broker.Start("127.0.0.1:0", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return rtspURL, b
 }

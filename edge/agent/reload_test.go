@@ -19,10 +19,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/gridwatch/gridwatch/cloud/broker"
 	"github.com/gridwatch/gridwatch/edge/config"
-	"github.com/gridwatch/gridwatch/edge/rtsp/rtsptest"
-	"github.com/gridwatch/gridwatch/edge/sim"
 	"github.com/gridwatch/gridwatch/edge/wire"
 )
 
@@ -97,17 +94,7 @@ func TestSnapshotAndReloadCommands(t *testing.T) {
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	dir := t.TempDir()
-	sc := sim.Skeleton(4)
-	sc.Duration = 20 * time.Second
-	if _, err := sc.Render(context.Background(), filepath.Join(dir, "cam1.ts"), nil); err != nil {
-		t.Fatal(err)
-	}
-	rtspURL := rtsptest.StartTestServer(t, map[string]string{"cam1": filepath.Join(dir, "cam1.ts")})
-	b, err := broker.Start("127.0.0.1:0", quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	rtspURL, b := streetAndBroker(t, dir, 20*time.Second)
 	var mu sync.Mutex
 	uploaded := map[string][]byte{}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
