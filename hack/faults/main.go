@@ -371,6 +371,7 @@ type env struct {
 
 	mqttPort, httpPort, rtspPort int
 	brokerConf                   string
+	cloudArgs                    []string // extra serve flags
 	mqtt, cloud, rtsp, edge      *proc
 }
 
@@ -458,10 +459,9 @@ func (e *env) startCloud() error {
 		before = e.cloud.count("connected to broker")
 	}
 	var err error
-	e.cloud, err = e.start("cloud", filepath.Join(e.opt.bin, "gridwatch-cloud"), "serve",
-		"--http", fmt.Sprintf("127.0.0.1:%d", e.httpPort),
-		"--broker", fmt.Sprintf("tcp://127.0.0.1:%d", e.mqttPort),
-		"--data", filepath.Join(e.dir, "cloud"))
+	args := append([]string{"serve", "--http", fmt.Sprintf("127.0.0.1:%d", e.httpPort),
+		"--broker", fmt.Sprintf("tcp://127.0.0.1:%d", e.mqttPort), "--data", filepath.Join(e.dir, "cloud")}, e.cloudArgs...)
+	e.cloud, err = e.start("cloud", filepath.Join(e.opt.bin, "gridwatch-cloud"), args...)
 	if err != nil {
 		return err
 	}
@@ -941,8 +941,12 @@ func mosquittoDefault(e *env, r *result) error {
 }
 
 // edgeKill: the box is killed with SIGKILL twice in the middle of a burst
-// and restarted on the same data directory each time.
+// and restarted on the same data directory each time. The cloud does not
+// confirm here (--confirm-every -1), so the box keeps a copy of every report
+// and each one the cloud stored can be compared with it: a sequence number
+// reused after a kill would show as different content.
 func edgeKill(e *env, r *result) error {
+	e.cloudArgs = []string{"--confirm-every", "-1s"}
 	if err := e.startBroker(raisedBroker); err != nil {
 		return err
 	}

@@ -91,6 +91,7 @@ func serve(ctx context.Context, args []string) error {
 	brokerPwFile := fs.String("broker-password-file", "", "file holding the cloud's password at the external broker")
 	pgDSN := fs.String("postgres", "", "PostgreSQL DSN (postgres://user@host:5432/db); empty uses SQLite in --data")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	confirmEvery := fs.Duration("confirm-every", 5*time.Second, "how often a box is told how far its messages are stored, so it may forget them (negative: never)")
 	silence := fs.Duration("device-silence", 90*time.Second, "a box that sends nothing for this long gets a device-fault case")
 	offline := fs.Duration("device-offline", time.Minute, "a box whose status says offline (last will) for this long gets a device-fault case")
 	camDown := fs.Duration("camera-down", 5*time.Minute, "a camera of an online box that is disconnected or without pictures for this long gets a device-fault case")
@@ -211,7 +212,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 	engine := &cases.Engine{Store: db, Registry: reg, Log: log.With("component", "cases"), Taxonomy: tax, Calendar: cal, Fleet: fleet}
 	in := &ingest.Ingest{BrokerURL: url, ClientID: "gridwatch-cloud", Username: svcUser, Password: svcPassword,
-		Applier: engine, Sink: db, Log: log.With("component", "ingest")}
+		Applier: engine, Sink: db, Log: log.With("component", "ingest"), ConfirmEvery: *confirmEvery}
 	var hist *telemetry.History
 	if *influxURL != "" {
 		tcfg := telemetry.Config{URL: *influxURL, Database: *influxDB, Token: os.Getenv("GRIDWATCH_INFLUX_TOKEN"),
