@@ -70,7 +70,7 @@ type Watchdog struct {
 	// cut off blames nobody, and silence counts only from the reconnection:
 	// a broker outage is not every box's fault.
 	Listening func() (since time.Time, ok bool)
-	Log   *slog.Logger
+	Log       *slog.Logger
 
 	mu        sync.Mutex
 	started   time.Time
