@@ -25,7 +25,7 @@ func (s *Server) uiRoutes(app *fiber.App) {
 		}
 		sort.Slice(demo, func(i, j int) bool { return demo[i].Token < demo[j].Token })
 	}
-	u, err := ui.New(ui.Config{Store: s.Store, Registry: s.Engine.Registry, Log: s.Log.With("component", "ui"), DemoTokens: demo, Taxonomy: s.Engine.Taxonomy})
+	u, err := ui.New(ui.Config{Store: s.Store, Registry: s.Engine.Registry, Log: s.Log.With("component", "ui"), DemoTokens: demo, Taxonomy: s.Engine.Taxonomy, Fleet: s.Engine.Fleet})
 	if err != nil {
 		panic(err) // the templates are embedded: a broken one is a build mistake
 	}

@@ -215,6 +215,7 @@ var messages = map[string][2]string{
 	"map.tiles":       {"本地瓦片地址（可选）", "Local tile URL (optional)"},
 	"map.tileshint":   {"例如 /tiles/{z}/{x}/{y}.png；留空则只显示矢量图层", "e.g. /tiles/{z}/{x}/{y}.png; empty: vector layers only"},
 	"map.cameraspot":  {"位置按其上报的位置推算", "placed where its reports are"},
+	"map.cameraplace": {"登记位置", "registered position"},
 	"map.nomap":       {"地图不可用", "Map unavailable"},
 	"map.cellsloaded": {"个网格", "cells"},
 

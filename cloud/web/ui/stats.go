@@ -204,6 +204,8 @@ type CameraSpot struct {
 	Lat    float64 `json:"lat"`
 	Lon    float64 `json:"lon"`
 	Cases  int     `json:"cases"`
+	// Registered: the position is the fleet registry's; otherwise the mean of its cases'.
+	Registered bool `json:"registered"`
 }
 
 func (u *UI) mapCameras(c *fiber.Ctx) error {
@@ -229,8 +231,22 @@ func (u *UI) mapCameras(c *fiber.Ctx) error {
 		s.Lon += x.Lon
 	}
 	out := make([]CameraSpot, 0, len(by))
+	if u.cfg.Fleet != nil { // every registered camera, where it stands, even one with no case yet
+		for _, cam := range u.cfg.Fleet.Cameras() {
+			k := [2]string{cam.Device, cam.ID}
+			spot := CameraSpot{Device: cam.Device, Camera: cam.ID, Lat: cam.Lat, Lon: cam.Lon, Registered: true}
+			if s := by[k]; s != nil {
+				spot.Cases = s.Cases
+				delete(by, k)
+			}
+			out = append(out, spot)
+		}
+	}
 	for _, k := range order {
 		s := by[k]
+		if s == nil {
+			continue // placed by the registry
+		}
 		s.Lat, s.Lon = s.Lat/float64(s.Cases), s.Lon/float64(s.Cases)
 		out = append(out, *s)
 	}

@@ -50,6 +50,9 @@ type Config struct {
 	// TelemetryInterval is how often boxes send telemetry; a box silent for 3× this is offline.
 	// Zero: 30 s, the edge agent's default status_every.
 	TelemetryInterval time.Duration
+	// Fleet, when set, places the map's cameras where the registry says they stand (nil: where
+	// their reports are).
+	Fleet *registry.Fleet
 	// Location is the time zone of "today" on the big screen (nil: the server's local zone).
 	Location *time.Location
 	// Now is the clock (nil: time.Now).

@@ -107,7 +107,7 @@
       for (const s of spots) {
         const on = !!online[s.device];
         L.marker([s.lat, s.lon], { icon: L.divIcon({ className: "cam-icon " + (on ? "on" : "off"), html: "<i></i>", iconSize: [18, 18] }), zIndexOffset: -100 })
-          .bindTooltip(GW.esc(GW.t("map.cameras")) + " " + GW.esc(s.device + " / " + s.camera) + "<br>" + GW.esc(GW.t(on ? "fleet.online" : "fleet.offline")) + " · " + GW.esc(GW.t("map.cameraspot")))
+          .bindTooltip(GW.esc(GW.t("map.cameras")) + " " + GW.esc(s.device + " / " + s.camera) + "<br>" + GW.esc(GW.t(on ? "fleet.online" : "fleet.offline")) + " · " + GW.esc(GW.t(s.registered ? "map.cameraplace" : "map.cameraspot")))
           .addTo(camLayer);
       }
     }
