@@ -77,11 +77,15 @@ type watched struct {
 	event    string // open event id, "" if none
 	last     Observation
 	ring     []float32 // the surroundings' last unobstructed look (nil: none yet)
+	refRing  []float32 // the surroundings when the reference look was taken (nil: unknown)
 	// pending is a look that replaces an unconfirmed reference once it has
 	// been seen pendingN times in a row.
 	pending   gocv.Mat
 	pendingN  int
 	confirmed bool // the lid has matched its reference since it was enrolled
+	// refN is how many checks a steady reference (one enrolled without
+	// the classifier calling it closed) has been seen; 0 for others.
+	refN int
 }
 
 // size all crops are normalised to before comparing.
@@ -127,9 +131,11 @@ func (m *Monitor) Enrol(frame gocv.Mat) error {
 		w.setRef(crop, true)
 		w.dropPending()
 		w.confirmed = true // the caller says every cover is in place
+		w.ring = nil
 		if w.ring, _, err = w.surroundings(frame); err != nil {
 			return fmt.Errorf("enrol %s: %w", w.FacilityID, err)
 		}
+		w.refRing = w.ring
 	}
 	return nil
 }
@@ -151,13 +157,18 @@ func (m *Monitor) enrolIfClosed(frame gocv.Mat) error {
 				return fmt.Errorf("classify %s: %w", w.FacilityID, err)
 			}
 			if p >= closedBelow {
-				w.dropPending()
+				if err := w.steady(frame, p); err != nil {
+					return err
+				}
 				continue
 			}
 		}
 		crop, err := normCrop(frame, w.Region)
 		if err != nil {
 			return fmt.Errorf("enrol %s: %w", w.FacilityID, err)
+		}
+		if w.enrolled && w.refN > 0 && sameLook(crop, w.ref) {
+			w.refN++
 		}
 		if !w.enrolled {
 			if err := w.enrol(crop, frame); err != nil {
@@ -183,7 +194,9 @@ func (m *Monitor) enrolIfClosed(frame gocv.Mat) error {
 			w.dropPending()
 			w.pending, w.pendingN = crop, 1
 		}
-		if w.pendingN >= m.confirm {
+		// A look that has been seen longer than the reference is not
+		// replaced by a shorter one (a car parked on the lid for a while).
+		if w.pendingN >= max(m.confirm, w.refN+1) {
 			ref := w.pending
 			w.pending, w.pendingN = gocv.Mat{}, 0
 			if err := w.enrol(ref, frame); err != nil {
@@ -194,16 +207,62 @@ func (m *Monitor) enrolIfClosed(frame gocv.Mat) error {
 	return nil
 }
 
+// steady handles a check of a cover without a confirmed reference that the
+// classifier does not call closed (probability p ≥ closedBelow). A worn lid
+// may read half open to the classifier for as long as it is watched; a look
+// that stays the same for steadyChecks checks while the classifier is never
+// sure it is open (it would report it) is enrolled as the reference, and
+// remembers how long it was seen, so that only a look seen longer replaces
+// it. A cover whose reference was taken from a single picture keeps waiting
+// for a closed look.
+func (w *watched) steady(frame gocv.Mat, p float64) error {
+	if p >= openAbove || (w.enrolled && w.refN == 0) {
+		w.dropPending()
+		return nil
+	}
+	crop, err := normCrop(frame, w.Region)
+	if err != nil {
+		return fmt.Errorf("enrol %s: %w", w.FacilityID, err)
+	}
+	if w.enrolled {
+		// A steady reference: count its looks.
+		if sameLook(crop, w.ref) {
+			w.refN++
+		}
+		crop.Close()
+		w.dropPending()
+		return nil
+	}
+	if w.pendingN > 0 && sameLook(crop, w.pending) {
+		w.pendingN++
+		crop.Close()
+	} else {
+		w.dropPending()
+		w.pending, w.pendingN = crop, 1
+	}
+	if w.pendingN < steadyChecks {
+		return nil
+	}
+	ref, n := w.pending, w.pendingN
+	w.pending, w.pendingN = gocv.Mat{}, 0
+	if err := w.enrol(ref, frame); err != nil {
+		return err
+	}
+	w.refN = n
+	return nil
+}
+
 // enrol makes crop (owned from now on) the reference look and frame's
 // surroundings of the cover their reference.
 func (w *watched) enrol(crop, frame gocv.Mat) error {
 	w.setRef(crop, true)
-	w.confirmed = false
+	w.confirmed, w.refN = false, 0
+	w.ring = nil
 	ring, _, err := w.surroundings(frame)
 	if err != nil {
 		return fmt.Errorf("enrol %s: %w", w.FacilityID, err)
 	}
-	w.ring = ring
+	w.ring, w.refRing = ring, ring
 	return nil
 }
 
@@ -324,6 +383,7 @@ const (
 	ringChanged  = 0.5  // surroundings' correlation below which something stands over the cover
 	ringSame     = 0.7  // the lid's own correlation above which nothing stands on it
 	sameMeanDiff = 6.0  // mean grey-level difference of two looks of the same flat lid
+	steadyChecks = 10   // checks an unchanging look the classifier is unsure of must last to be enrolled
 	ringFlat     = 4.0  // grey-level spread below which the surroundings have no pattern to compare
 	ringAbs      = 12.0 // grey levels a cell of the surroundings may differ by in the same light
 	ringRel      = 0.2  // ... or this share of its predicted value
@@ -459,24 +519,29 @@ func (m *Monitor) observe(frame gocv.Mat, w *watched) (Observation, error) {
 		return Observation{}, err
 	}
 	defer crop.Close()
-	res := gocv.NewMat()
-	defer res.Close()
-	mask := gocv.NewMat()
-	defer mask.Close()
-	gocv.MatchTemplate(crop, w.ref, &res, gocv.TmCcoeffNormed, mask)
-	ncc := float64(res.GetFloatAt(0, 0))
-	if math.IsNaN(ncc) {
-		ncc = 0 // a flat crop has no correlation
+	// The lid's correlation with its reference where it should be, and
+	// the best one within a sway of the pole: the second says "the lid is
+	// there" when it is high, but a hole's rim matches a shifted lid
+	// halfway, so the middle band is judged without the search.
+	ncc0 := ncc(crop, w.ref)
+	ncc, err := w.refMatch(frame, crop)
+	if err != nil {
+		return Observation{}, err
 	}
-	dark := gocv.NewMat()
-	defer dark.Close()
-	gocv.Threshold(crop, &dark, float32(w.refMean*darkRatio), 255, gocv.ThresholdBinaryInv)
-	darkShare := float64(gocv.CountNonZero(dark)) / float64(size.X*size.Y)
-	mean := crop.Mean().Val1
 	ring, ringNCC, err := w.surroundings(frame)
 	if err != nil {
 		return Observation{}, err
 	}
+	// "Dark" is judged in the frame's light: the lid's enrolled brightness
+	// scaled by how much the road around it has darkened or brightened
+	// since (dusk falls; a fixed threshold would call a lid in the evening
+	// a hole).
+	want := w.refMean * lightGain(w.refRing, ring)
+	dark := gocv.NewMat()
+	defer dark.Close()
+	gocv.Threshold(crop, &dark, float32(want*darkRatio), 255, gocv.ThresholdBinaryInv)
+	darkShare := float64(gocv.CountNonZero(dark)) / float64(size.X*size.Y)
+	mean := crop.Mean().Val1
 	o := Observation{NCC: ncc, Dark: darkShare, Open: p, Ring: ringNCC}
 	if ncc >= ringSame {
 		// The lid is seen as it should be, so nothing stands on it: the
@@ -498,8 +563,8 @@ func (m *Monitor) observe(frame gocv.Mat, w *watched) (Observation, error) {
 		// A dark hole the classifier is sure of, though the rim still
 		// correlates with the lid (a square frame outlives its lid).
 		o.State, o.Confidence = wire.CoverMissing, clamp01((0.5+darkShare/2+p)/2)
-	case ncc >= presentNCC:
-		o.State, o.Confidence = wire.CoverPresent, clamp01(0.5+ncc/2)
+	case ncc0 >= presentNCC:
+		o.State, o.Confidence = wire.CoverPresent, clamp01(0.5+ncc0/2)
 	case darkShare >= missingDark && (p < 0 || p >= closedBelow):
 		// Dark where the lid was, and the classifier (if any) does not
 		// see a closed lid: an open shaft.
@@ -512,9 +577,73 @@ func (m *Monitor) observe(frame gocv.Mat, w *watched) (Observation, error) {
 	case mean < tooDark && w.refMean >= tooDark:
 		o.State, o.Confidence = wire.CoverUnknown, 0.5
 	default:
-		o.State, o.Confidence = wire.CoverOccluded, clamp01(1-ncc)
+		o.State, o.Confidence = wire.CoverOccluded, clamp01(1-ncc0)
 	}
 	return o, nil
+}
+
+// refMatch is the best correlation of the reference look with the cover's
+// region moved by up to a few pixels: a swaying pole moves the picture by
+// that much, and a fine lid pattern shifted by a cell no longer correlates.
+// crop is the region itself (the fallback when the region touches the
+// frame's edge).
+func (w *watched) refMatch(frame, crop gocv.Mat) (float64, error) {
+	r := w.Region
+	m := shakeMargin(frame.Cols())
+	big := image.Rect(r.Min.X-m, r.Min.Y-m, r.Max.X+m, r.Max.Y+m)
+	if !big.In(image.Rect(0, 0, frame.Cols(), frame.Rows())) {
+		return ncc(crop, w.ref), nil
+	}
+	sz := image.Pt(int(math.Round(float64(big.Dx())*float64(size.X)/float64(r.Dx()))),
+		int(math.Round(float64(big.Dy())*float64(size.Y)/float64(r.Dy()))))
+	if sz.X < size.X || sz.Y < size.Y {
+		return ncc(crop, w.ref), nil
+	}
+	wide, err := normCropTo(frame, big, sz)
+	if err != nil {
+		return 0, err
+	}
+	defer wide.Close()
+	res := gocv.NewMat()
+	defer res.Close()
+	mask := gocv.NewMat()
+	defer mask.Close()
+	gocv.MatchTemplate(wide, w.ref, &res, gocv.TmCcoeffNormed, mask)
+	vals, err := res.DataPtrFloat32()
+	if err != nil {
+		return 0, err
+	}
+	best := 0.0 // a flat crop has no correlation
+	for _, v := range vals {
+		if f := float64(v); !math.IsNaN(f) && f > best {
+			best = f
+		}
+	}
+	return best, nil
+}
+
+// shakeMargin is how far (pixels) the picture of a frame this wide may
+// move on a swaying pole: 4 px at 960 wide, at least 3.
+func shakeMargin(width int) int { return max(3, (width+239)/240) }
+
+// lightGain is the median ratio of the surroundings' look now to their look
+// when the reference was taken, clamped to [0.3, 2]; 1 when either is
+// unknown or too dark to say.
+func lightGain(ref, cur []float32) float64 {
+	if len(ref) == 0 || len(ref) != len(cur) {
+		return 1
+	}
+	var ratios []float64
+	for i := range ref {
+		if ref[i] == ref[i] && cur[i] == cur[i] && ref[i] >= 8 {
+			ratios = append(ratios, float64(cur[i])/float64(ref[i]))
+		}
+	}
+	if len(ratios) < 16 {
+		return 1
+	}
+	slices.Sort(ratios)
+	return math.Max(0.3, math.Min(2, ratios[len(ratios)/2]))
 }
 
 func normCrop(frame gocv.Mat, r image.Rectangle) (gocv.Mat, error) {
@@ -559,6 +688,7 @@ func (m *Monitor) SetReference(facilityID string, img gocv.Mat) error {
 			return fmt.Errorf("reference of %s: %w", facilityID, err)
 		}
 		w.setRef(crop, true)
+		w.refRing = nil    // taken in unknown light
 		w.confirmed = true // an operator's reference is not second-guessed
 		w.dropPending()
 		return nil
