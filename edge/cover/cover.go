@@ -80,9 +80,12 @@ type watched struct {
 	refRing  []float32 // the surroundings when the reference look was taken (nil: unknown)
 	// pending is a look that replaces an unconfirmed reference once it has
 	// been seen pendingN times in a row.
-	pending   gocv.Mat
-	pendingN  int
-	confirmed bool // the lid has matched its reference since it was enrolled
+	pending  gocv.Mat
+	pendingN int
+	// pendingMiss counts the checks in a row since the steady pending look
+	// was last seen.
+	pendingMiss int
+	confirmed   bool // the lid has matched its reference since it was enrolled
 	// refN is how many checks a steady reference (one enrolled without
 	// the classifier calling it closed) has been seen; 0 for others.
 	refN int
@@ -214,10 +217,15 @@ func (m *Monitor) enrolIfClosed(frame gocv.Mat) error {
 // sure it is open (it would report it) is enrolled as the reference, and
 // remembers how long it was seen, so that only a look seen longer replaces
 // it. A cover whose reference was taken from a single picture keeps waiting
-// for a closed look.
+// for a closed look. Up to steadyGap checks in a row that show something
+// else (a car passing over the lid) do not break the run.
 func (w *watched) steady(frame gocv.Mat, p float64) error {
-	if p >= openAbove || (w.enrolled && w.refN == 0) {
+	if w.enrolled && (p >= openAbove || w.refN == 0) {
 		w.dropPending()
+		return nil
+	}
+	if p >= openAbove {
+		w.missPending()
 		return nil
 	}
 	crop, err := normCrop(frame, w.Region)
@@ -233,10 +241,15 @@ func (w *watched) steady(frame gocv.Mat, p float64) error {
 		w.dropPending()
 		return nil
 	}
-	if w.pendingN > 0 && sameLook(crop, w.pending) {
+	switch {
+	case w.pendingN > 0 && sameLook(crop, w.pending):
 		w.pendingN++
+		w.pendingMiss = 0
 		crop.Close()
-	} else {
+	case w.pendingN > 0 && w.pendingMiss < steadyGap:
+		w.pendingMiss++
+		crop.Close()
+	default:
 		w.dropPending()
 		w.pending, w.pendingN = crop, 1
 	}
@@ -270,7 +283,17 @@ func (w *watched) dropPending() {
 	if w.pendingN > 0 {
 		w.pending.Close()
 	}
-	w.pending, w.pendingN = gocv.Mat{}, 0
+	w.pending, w.pendingN, w.pendingMiss = gocv.Mat{}, 0, 0
+}
+
+// missPending notes a check that did not show the pending steady look; the
+// run ends after more than steadyGap of them in a row.
+func (w *watched) missPending() {
+	if w.pendingN > 0 && w.pendingMiss < steadyGap {
+		w.pendingMiss++
+		return
+	}
+	w.dropPending()
 }
 
 // sameLook tells whether two crops show the same thing: correlated, or
@@ -384,6 +407,7 @@ const (
 	ringSame     = 0.7  // the lid's own correlation above which nothing stands on it
 	sameMeanDiff = 6.0  // mean grey-level difference of two looks of the same flat lid
 	steadyChecks = 10   // checks an unchanging look the classifier is unsure of must last to be enrolled
+	steadyGap    = 2    // checks in a row of something else (passing traffic) that do not break that run
 	ringFlat     = 4.0  // grey-level spread below which the surroundings have no pattern to compare
 	ringAbs      = 12.0 // grey levels a cell of the surroundings may differ by in the same light
 	ringRel      = 0.2  // ... or this share of its predicted value

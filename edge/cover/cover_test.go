@@ -318,3 +318,37 @@ func TestLightGain(t *testing.T) {
 		t.Errorf("gain without a reference %v, want 1", g)
 	}
 }
+
+// TestSteadyLidSurvivesPassingCar: a car passing over the worn lid (one
+// check, read as open) does not restart its steady run, so the lid is
+// enrolled before the next passing car (read as closed) could be; the hole
+// is then reported.
+func TestSteadyLidSurvivesPassingCar(t *testing.T) {
+	p := 0.6
+	m := New("cam1", 3, []Spec{{FacilityID: "c1", Region: synthRegion}}).
+		WithClassifier(func(gocv.Mat, image.Rectangle) (float64, error) { return p, nil })
+	defer m.Close()
+	var got []Change
+	sec := 0
+	for _, step := range []struct {
+		lid  string
+		car  bool
+		prob float64
+		n    int
+	}{{"lid", false, 0.6, 6}, {"lid", true, 0.85, 1}, {"lid", false, 0.6, 6}, {"lid", true, 0.03, 1}, {"lid", false, 0.6, 2}, {"hole", false, 0.95, 5}} {
+		p = step.prob
+		for range step.n {
+			f := synthetic(t, step.lid, step.car, 0, 0)
+			ch, err := m.Check(f, t0.Add(time.Duration(sec)*time.Second))
+			f.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, ch...)
+			sec++
+		}
+	}
+	if len(got) != 1 || got[0].Phase != wire.PhaseNew || got[0].State != wire.CoverMissing {
+		t.Fatalf("changes %+v, want one new/missing for the hole", got)
+	}
+}
