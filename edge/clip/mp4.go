@@ -211,42 +211,18 @@ func muxMP4(units []unit) ([]byte, time.Duration, int, error) {
 	w.end(stsd)
 
 	stts := w.full("stts", 0, 0)
-	n := w.reserve32()
-	entries := 0
-	for i := 0; i < len(durs); {
-		j := i
-		for j < len(durs) && durs[j] == durs[i] {
-			j++
-		}
-		w.u32(uint32(j - i))
-		w.u32(durs[i])
-		entries++
-		i = j
-	}
-	w.put32(n, uint32(entries))
+	w.runs(durs)
 	w.end(stts)
 
 	if slices.ContainsFunc(ctos, func(c uint32) bool { return c != 0 }) {
 		ctts := w.full("ctts", 0, 0)
-		n := w.reserve32()
-		entries := 0
-		for i := 0; i < len(ctos); {
-			j := i
-			for j < len(ctos) && ctos[j] == ctos[i] {
-				j++
-			}
-			w.u32(uint32(j - i))
-			w.u32(ctos[i])
-			entries++
-			i = j
-		}
-		w.put32(n, uint32(entries))
+		w.runs(ctos)
 		w.end(ctts)
 	}
 
 	stss := w.full("stss", 0, 0)
-	n = w.reserve32()
-	entries = 0
+	n := w.reserve32()
+	entries := 0
 	for i, s := range samples {
 		if s.key {
 			w.u32(uint32(i + 1))
@@ -393,6 +369,24 @@ func (w *boxWriter) u32(v uint32)   { w.b = binary.BigEndian.AppendUint32(w.b, v
 func (w *boxWriter) str(s string)   { w.b = append(w.b, s...) }
 func (w *boxWriter) zero(n int)     { w.b = append(w.b, make([]byte, n)...) }
 func (w *boxWriter) reserve32() int { w.u32(0); return len(w.b) - 4 }
+
+// runs writes vals run-length encoded as stts and ctts want them: an entry
+// count, then (run length, value) per run of equal values.
+func (w *boxWriter) runs(vals []uint32) {
+	n := w.reserve32()
+	entries := 0
+	for i := 0; i < len(vals); {
+		j := i
+		for j < len(vals) && vals[j] == vals[i] {
+			j++
+		}
+		w.u32(uint32(j - i))
+		w.u32(vals[i])
+		entries++
+		i = j
+	}
+	w.put32(n, uint32(entries))
+}
 
 func (w *boxWriter) put32(pos int, v uint32) { binary.BigEndian.PutUint32(w.b[pos:], v) }
 

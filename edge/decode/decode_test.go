@@ -178,22 +178,7 @@ func TestDecodeContinuous(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	var frames []Frame
-	for i, au := range aus {
-		fs, err := d.Decode(au)
-		if err != nil {
-			t.Fatalf("access unit %d: %v", i, err)
-		}
-		frames = append(frames, fs...)
-	}
-	rest, err := d.Flush()
-	if err != nil {
-		t.Fatal(err)
-	}
-	frames = append(frames, rest...)
-	if len(frames) != len(aus) {
-		t.Fatalf("decoded %d frames from %d access units", len(frames), len(aus))
-	}
+	frames := decodeWith(t, d, aus)
 	checkBars(t, frames[len(frames)-1])
 	// After Flush the decoder takes a keyframe alone again.
 	if _, err := d.DecodeKeyframe(keyframes(t, bytes.Join(aus, nil))[1]); err != nil {

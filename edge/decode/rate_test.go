@@ -116,6 +116,12 @@ func decodeAll(t *testing.T, aus [][]byte) []Frame {
 		t.Fatal(err)
 	}
 	defer d.Close()
+	return decodeWith(t, d, aus)
+}
+
+// decodeWith decodes every access unit with d and flushes it: one frame each.
+func decodeWith(t *testing.T, d *Decoder, aus [][]byte) []Frame {
+	t.Helper()
 	var frames []Frame
 	for i, au := range aus {
 		fs, err := d.Decode(au)

@@ -87,52 +87,45 @@ func tensorDims(valueInfo []byte) ([]int64, error) {
 // each calls fn for every length-delimited field of a message and skips
 // the others.
 func each(b []byte, fn func(protowire.Number, []byte) error) error {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return protowire.ParseError(n)
+	return walk(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
+		if typ != protowire.BytesType {
+			return nil
 		}
-		b = b[n:]
-		if typ == protowire.BytesType {
-			v, m := protowire.ConsumeBytes(b)
-			if m < 0 {
-				return protowire.ParseError(m)
-			}
-			if err := fn(num, v); err != nil {
-				return err
-			}
-			b = b[m:]
-			continue
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b)
-		if m < 0 {
-			return protowire.ParseError(m)
-		}
-		b = b[m:]
-	}
-	return nil
+		return fn(num, v)
+	})
 }
 
 // eachVarint calls fn for every varint field of a message.
 func eachVarint(b []byte, fn func(protowire.Number, uint64)) error {
+	return walk(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
+		if typ != protowire.VarintType {
+			return nil
+		}
+		x, _ := protowire.ConsumeVarint(v) // walk checked it
+		fn(num, x)
+		return nil
+	})
+}
+
+// walk calls fn for every field of a message with the field's raw value (a
+// bytes field's contents without its length).
+func walk(b []byte, fn func(protowire.Number, protowire.Type, []byte) error) error {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
 			return protowire.ParseError(n)
 		}
 		b = b[n:]
-		if typ == protowire.VarintType {
-			v, m := protowire.ConsumeVarint(b)
-			if m < 0 {
-				return protowire.ParseError(m)
-			}
-			fn(num, v)
-			b = b[m:]
-			continue
-		}
 		m := protowire.ConsumeFieldValue(num, typ, b)
 		if m < 0 {
 			return protowire.ParseError(m)
+		}
+		v := b[:m]
+		if typ == protowire.BytesType {
+			v, _ = protowire.ConsumeBytes(b)
+		}
+		if err := fn(num, typ, v); err != nil {
+			return err
 		}
 		b = b[m:]
 	}

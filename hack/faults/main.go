@@ -1190,17 +1190,8 @@ func cameraCut(e *env, r *result) error {
 	if err != nil {
 		return err
 	}
-	if err := e.startBroker(raisedBroker); err != nil {
-		return err
-	}
-	if err := e.startCloud(); err != nil {
-		return err
-	}
-	if err := e.startRTSP(full); err != nil {
-		return err
-	}
-	data := filepath.Join(e.dir, "edge")
-	if err := e.startAgent(data); err != nil {
+	data, err := e.startStreet(full)
+	if err != nil {
 		return err
 	}
 	if err := waitFor("the missing cover becomes a case", 90*time.Second, 500*time.Millisecond, func() (bool, error) {
@@ -1239,6 +1230,22 @@ func cameraCut(e *env, r *result) error {
 	return err
 }
 
+// startStreet starts the whole chain on the scene: broker, cloud, the RTSP
+// server playing it and the edge agent, whose data directory it returns.
+func (e *env) startStreet(scene string) (data string, err error) {
+	if err := e.startBroker(raisedBroker); err != nil {
+		return "", err
+	}
+	if err := e.startCloud(); err != nil {
+		return "", err
+	}
+	if err := e.startRTSP(scene); err != nil {
+		return "", err
+	}
+	data = filepath.Join(e.dir, "edge")
+	return data, e.startAgent(data)
+}
+
 // cloudDownEvidence: the cloud dies after the box connected; the camera
 // sees the cover go missing (and, given time, come back) while the cloud is
 // down, so reports queue in the broker and JPEGs in the box's evidence queue.
@@ -1249,17 +1256,8 @@ func cloudDownEvidence(e *env, r *result) error {
 	if err != nil {
 		return err
 	}
-	if err := e.startBroker(raisedBroker); err != nil {
-		return err
-	}
-	if err := e.startCloud(); err != nil {
-		return err
-	}
-	if err := e.startRTSP(full); err != nil {
-		return err
-	}
-	data := filepath.Join(e.dir, "edge")
-	if err := e.startAgent(data); err != nil {
+	data, err := e.startStreet(full)
+	if err != nil {
 		return err
 	}
 	start := time.Now()
