@@ -136,15 +136,24 @@ cameras:
 	}
 	got := make(chan wire.Report, 16)
 	runCtx, stop := context.WithTimeout(ctx, 10*time.Second)
-	defer stop()
-	go ob.Run(runCtx, func(_ context.Context, m outbox.Message) error {
-		var r wire.Report
-		if err := json.Unmarshal(m.Payload, &r); err != nil {
-			t.Error(err)
-		}
-		got <- r
-		return nil
-	})
+	done := make(chan struct{})
+	// The outbox must have stopped moving files before the test's directories go.
+	defer func() { stop(); <-done }()
+	go func() {
+		defer close(done)
+		ob.Run(runCtx, func(ctx context.Context, m outbox.Message) error {
+			var r wire.Report
+			if err := json.Unmarshal(m.Payload, &r); err != nil {
+				t.Error(err)
+			}
+			select {
+			case got <- r:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
 	for {
 		select {
 		case r := <-got:
