@@ -43,15 +43,33 @@ func startInfluxd(t testing.TB) *influxd {
 	if out, err := exec.Command(script(t), "bin").CombinedOutput(); err != nil {
 		t.Fatalf("these tests need a real InfluxDB 1.8.10: %s", strings.TrimSpace(string(out)))
 	}
-	s := &influxd{t: t, dir: t.TempDir(), port: freePort(t)}
-	s.URL = "http://127.0.0.1:" + strconv.Itoa(s.port)
-	s.start()
+	s := &influxd{t: t, dir: t.TempDir()}
+	// A free port can be taken by another test process before influxd binds it: try a few.
+	for attempt := 1; ; attempt++ {
+		s.port = freePort(t)
+		s.URL = "http://127.0.0.1:" + strconv.Itoa(s.port)
+		err := s.tryStart()
+		if err == nil {
+			break
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			s.t.Fatal(err)
+		}
+		t.Logf("port %d was taken before influxd bound it; another port", s.port)
+	}
 	t.Cleanup(s.stop)
 	return s
 }
 
+// start starts influxd again on the same port and data directory.
 func (s *influxd) start() {
 	s.t.Helper()
+	if err := s.tryStart(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *influxd) tryStart() error {
 	cmd := exec.Command(script(s.t), "start", s.dir, strconv.Itoa(s.port), "gridwatch")
 	// If the test binary dies, the script's watcher stops the server.
 	cmd.Env = append(os.Environ(), "INFLUXD_WATCH_PID="+strconv.Itoa(os.Getpid()))
@@ -59,9 +77,10 @@ func (s *influxd) start() {
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		log, _ := os.ReadFile(filepath.Join(s.dir, "influxd.log"))
-		s.t.Fatalf("hack/influxdb.sh start: %v\n%s\ninfluxd.log:\n%s", err, out, log)
+		return fmt.Errorf("hack/influxdb.sh start: %v\n%s\ninfluxd.log:\n%s", err, out, log)
 	}
 	s.t.Logf("influxd up in %s: %s", time.Since(t0).Round(time.Millisecond), strings.TrimSpace(string(out)))
+	return nil
 }
 
 func (s *influxd) stop() {
