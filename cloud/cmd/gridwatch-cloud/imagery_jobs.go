@@ -19,9 +19,18 @@ type imageryAPI struct {
 var _ web.ImageryJobs = (*imageryAPI)(nil)
 
 // imageryJobs wires API-started comparison jobs (under dir) to the case
-// engine and the evidence store.
-func imageryJobs(ctx context.Context, dir string, in imagery.Intake, ev imagery.EvidencePutter, log *slog.Logger) *imageryAPI {
-	return &imageryAPI{ctx: ctx, runner: &imagery.Runner{Dir: dir, Intake: in, Evidence: ev, Log: log}}
+// engine and the evidence store, and resumes the jobs an earlier run of the
+// cloud left queued or running.
+func imageryJobs(ctx context.Context, dir string, in imagery.Intake, ev imagery.EvidencePutter, log *slog.Logger) (*imageryAPI, error) {
+	a := &imageryAPI{ctx: ctx, runner: &imagery.Runner{Dir: dir, Intake: in, Evidence: ev, Log: log}}
+	ids, err := a.runner.Resume(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) > 0 {
+		log.Info("imagery jobs resumed", "jobs", ids)
+	}
+	return a, nil
 }
 
 func (a *imageryAPI) Start(_ *fiber.Ctx, r web.ImageryJobRequest) (any, error) {

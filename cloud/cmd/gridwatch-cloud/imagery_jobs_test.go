@@ -40,7 +40,11 @@ func TestImageryJobAPI(t *testing.T) {
 	}
 	engine := &cases.Engine{Store: db, Registry: registry.Demo(), Log: quiet}
 	srv := &web.Server{Store: db, Evidence: ev, Engine: engine, Users: web.DemoUsers(), Log: quiet}
-	srv.Imagery = imageryJobs(ctx, filepath.Join(dir, "jobs"), engine, ev, quiet)
+	ij, err := imageryJobs(ctx, filepath.Join(dir, "jobs"), engine, ev, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Imagery = ij
 	app := srv.Handler()
 
 	// One LEVIR pair (0.5 m/px, new buildings) georeferenced in Chaoyang.

@@ -250,7 +250,11 @@ func serve(ctx context.Context, args []string) error {
 		return st
 	}
 	srv := &web.Server{Status: status, Store: db, Evidence: ev, Engine: engine, Users: users, Configs: cmds, History: hist, Log: log.With("component", "web")}
-	srv.Imagery = imageryJobs(ctx, filepath.Join(*dataDir, "imagery-jobs"), engine, ev, log.With("component", "imagery"))
+	ij, err := imageryJobs(ctx, filepath.Join(*dataDir, "imagery-jobs"), engine, ev, log.With("component", "imagery"))
+	if err != nil {
+		return err
+	}
+	srv.Imagery = ij
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return in.Run(ctx) })
