@@ -58,7 +58,7 @@ func testRunnerRestart(t *testing.T, backend string) {
 	jobs := filepath.Join(s.dir, "jobs")
 	model := filepath.Join(moduleRoot(t), "models", "imagery", "change-gbdt-dsifn.json")
 	long := JobSpec{Before: s.tiffA, After: s.tiffB, Tile: 128, Model: model, MinAreaM2: 20} // 16 units
-	short := JobSpec{Before: s.xyzA, After: s.xyzB, Model: model, MinAreaM2: 20}            // 1 unit
+	short := JobSpec{Before: s.xyzA, After: s.xyzB, Model: model, MinAreaM2: 20}             // 1 unit
 
 	// First life of the cloud: stopped after a few units of the first job.
 	ctx1, stop := context.WithCancel(context.Background())
