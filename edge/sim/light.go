@@ -126,7 +126,11 @@ func (lf *lightField) apply(s Scene, cam camera, dst []byte, t float64) {
 			if math.Abs(v) > 1.2 {
 				continue
 			}
-			for x := range w {
+			// Only the columns whose ground point can be inside the
+			// ellipse (q < 1.44): |X - cx| < rx·sqrt(1.44 - v²).
+			half := c.rx * math.Sqrt(math.Max(0, 1.44-v*v))
+			x0, x1 := lf.columns(cam, D, cx-half, cx+half, w)
+			for x := x0; x < x1; x++ {
 				X := (float64(x) + 0.5 - cam.vx) * D / cam.f
 				u := (X - cx) / c.rx
 				q := u*u + v*v
@@ -153,7 +157,8 @@ func (lf *lightField) apply(s Scene, cam camera, dst []byte, t float64) {
 				}
 				hw := k.width/2 + 2.2*a
 				add := 1.2 * (1 - a) * math.Min(1, a*6)
-				for x := range w {
+				x0, x1 := lf.columns(cam, D, k.x-hw, k.x+hw, w)
+				for x := x0; x < x1; x++ {
 					X := (float64(x) + 0.5 - cam.vx) * D / cam.f
 					e := clamp01((hw - math.Abs(X-k.x)) / 0.6)
 					if e > 0 {
@@ -176,6 +181,21 @@ func (lf *lightField) apply(s Scene, cam camera, dst []byte, t float64) {
 			dst[c] = byte(v)
 		}
 	}
+}
+
+// columns is the range of pixel columns [x0, x1) whose centres see ground
+// points with X in [lo, hi] on a row at depth D, widened by a pixel on each
+// side (the loops it bounds still test every pixel, so it only saves the
+// columns that cannot pass).
+func (lf *lightField) columns(cam camera, D, lo, hi float64, w int) (int, int) {
+	a := cam.vx + lo*cam.f/D - 0.5
+	b := cam.vx + hi*cam.f/D - 0.5
+	x0 := int(math.Max(0, math.Floor(a)-1))
+	x1 := int(math.Min(float64(w), math.Ceil(b)+2))
+	if x1 < x0 {
+		x1 = x0
+	}
+	return x0, x1
 }
 
 // rain draws the streaks of falling rain of frame i over dst.
@@ -217,13 +237,24 @@ func shift(dst []byte, w, h, dx, dy int) {
 	defer shiftPool.Put(tmp)
 	copy(tmp, dst)
 	row := w * 3
+	dx = min(max(dx, -(w-1)), w-1)
 	for y := range h {
 		sy := min(max(y-dy, 0), h-1)
 		src := tmp[sy*row : (sy+1)*row]
 		out := dst[y*row : (y+1)*row]
-		for x := range w {
-			sx := min(max(x-dx, 0), w-1)
-			out[x*3], out[x*3+1], out[x*3+2] = src[sx*3], src[sx*3+1], src[sx*3+2]
+		// out[x] = src[clamp(x-dx)]: one block copy, the edge pixel repeated
+		// where the picture moved away from the border.
+		if dx >= 0 {
+			copy(out[dx*3:], src[:(w-dx)*3])
+			for x := range dx {
+				out[x*3], out[x*3+1], out[x*3+2] = src[0], src[1], src[2]
+			}
+		} else {
+			copy(out, src[-dx*3:])
+			e := (w - 1) * 3
+			for x := w + dx; x < w; x++ {
+				out[x*3], out[x*3+1], out[x*3+2] = src[e], src[e+1], src[e+2]
+			}
 		}
 	}
 }

@@ -32,6 +32,10 @@ func (o SuiteOptions) withDefaults() SuiteOptions {
 	return o
 }
 
+// suiteBlock is the longest stretch of a suite scene scripted as one: a
+// longer scene is laid out as several blocks of at most this length.
+const suiteBlock = 180.0
+
 // Suite zone ids and rules.
 const (
 	ZoneWalkEast = "walk-east" // the right sidewalk: no vending
@@ -126,36 +130,22 @@ func Suite(seed int64, o SuiteOptions) Scene {
 		where = append(where, sp)
 	}
 
-	// Missing covers: one or two stolen during the video, and on every
-	// fifth seed one that is already open when it starts.
+	// The script is laid out in blocks of at most suiteBlock seconds, each
+	// with the events of a suite scene: a long scene repeats them, so an
+	// hour of video has as much happening per minute as the 2-3 minute
+	// scenes. A scene of up to suiteBlock is one block, as it always was.
+	nb := 1
+	if T > suiteBlock {
+		nb = int(math.Ceil(T / suiteBlock))
+	}
+	B := T / float64(nb)
 	busy := make([][][2]float64, len(s.Covers)) // per cover: when something else is scripted on it
-	perm := rng.Perm(len(s.Covers))
-	nGaps := 1
-	if T >= 120 && rng.IntN(2) == 1 {
-		nGaps = 2
-	}
-	for k := 0; k < nGaps && k < len(perm); k++ {
-		c := perm[k]
-		from := grid(uni(15, math.Max(15, T-65)))
-		to := grid(math.Min(from+uni(25, 50), T-5))
-		s.gaps = append(s.gaps, gap{facilityID: s.Covers[c].FacilityID, from: from, to: to})
-		busy[c] = append(busy[c], [2]float64{from - 10, to + 10})
-	}
-	if ((seed%5)+5)%5 == 0 && nGaps < len(perm) {
-		c := perm[nGaps]
-		to := grid(math.Min(uni(25, 40), T-5))
-		s.gaps = append(s.gaps, gap{facilityID: s.Covers[c].FacilityID, from: 0, to: to})
-		busy[c] = append(busy[c], [2]float64{-10, to + 10})
-	}
-
+	blocked := make([][][2]float64, 3)          // per lane: when traffic must keep out
 	palette := []rgb{{205, 205, 200}, {150, 152, 158}, {30, 32, 36}, {150, 28, 30}, {28, 52, 120}, {60, 62, 66}, {180, 150, 60}, {40, 90, 60}}
 	newCar := func(x, dc, tc, v, hold float64) car {
 		return car{x: x, dc: dc, tc: tc, v: v, hold: hold, width: uni(1.7, 1.9), len: uni(4.2, 4.9), col: palette[rng.IntN(len(palette))]}
 	}
 	laneOf := func(x float64) int { return int(math.Round(x/3.5)) + 1 } // 0 left, 1 middle, 2 right
-	blocked := make([][][2]float64, 3)                                  // per lane: when traffic must keep out
-
-	// Zones and what occupies them.
 	for _, z := range suiteZones {
 		var poly [][2]int
 		for _, c := range [][2]float64{{z.x0, z.d0}, {z.x1, z.d0}, {z.x1, z.d1}, {z.x0, z.d1}} {
@@ -163,140 +153,177 @@ func Suite(seed int64, o SuiteOptions) Scene {
 			poly = append(poly, [2]int{min(max(int(math.Round(p.x)), 0), w), min(max(int(math.Round(p.y)), 0), h)})
 		}
 		s.Zones = append(s.Zones, Zone{ID: z.id, Rule: z.rule, Polygon: poly, Dwell: o.Dwell.Seconds()})
-		kerb := z.id == ZoneKerbWest
-		var taken [][2]float64
-		t := uni(20, 35)
-		for k := 0; k < 2; k++ {
-			stay := grid(uni(30, 55))
-			from := grid(t)
-			if from+stay > T-12 {
-				break
-			}
-			x, d := (z.x0+z.x1)/2+uni(-0.3, 0.3), uni(z.d0+1.6, z.d1-1.6)
-			ep := Episode{Zone: z.id, Rule: z.rule, From: from, To: from + stay}
-			switch {
-			case kerb && rng.Float64() < 0.75:
-				k := newCar(-3.5+uni(-0.2, 0.2), (z.d0+z.d1)/2, from, uni(5, 8), stay)
-				s.cars = append(s.cars, k)
-				ep.Kind = KindParked
-				ep.Box = boxOf(screenBox(cam, k.body(from+0.01), w, h))
-				blocked[0] = append(blocked[0], [2]float64{from - 12, from + stay + 10})
-			default:
-				kind := []string{KindStall, KindCart, KindPile}[rng.IntN(3)]
-				if kerb {
-					kind = KindPile
-					x = -3.6 + uni(-0.3, 0.3)
-					blocked[0] = append(blocked[0], [2]float64{from - 8, from + stay + 8})
-				}
-				p := prop{kind: kind, x: x, d: d, from: from, to: from + stay, col: palette[rng.IntN(len(palette))].plus(20), salt: rng.Uint64()}
-				if kind == KindPile {
-					p.col = rgb{168, 128, 86}
-				}
-				s.props = append(s.props, p)
-				ep.Kind = kind
-				ep.Box = boxOf(screenBox(cam, p.solids(), w, h))
-			}
-			s.episodes = append(s.episodes, ep)
-			taken = append(taken, [2]float64{from, from + stay})
-			t = from + stay + uni(15, 30)
-		}
-		// A short stop, shorter than half the dwell: a delivery, a cart
-		// resting, a car letting someone out. Not an episode.
-		if rng.Float64() < 0.8 {
-			for tries := 0; tries < 20; tries++ {
-				from := grid(uni(15, T-15))
-				stay := grid(uni(0.25, 0.45) * o.Dwell.Seconds())
-				free := true
-				for _, e := range taken {
-					if from < e[1]+12 && from+stay > e[0]-12 {
-						free = false
-					}
-				}
-				if !free {
-					continue
-				}
-				if kerb {
-					s.cars = append(s.cars, newCar(-3.5, (z.d0+z.d1)/2, from, uni(5, 8), stay))
-					blocked[0] = append(blocked[0], [2]float64{from - 10, from + stay + 8})
-				} else {
-					s.props = append(s.props, prop{kind: KindCart, x: (z.x0 + z.x1) / 2, d: uni(z.d0+1, z.d1-1), from: from, to: from + stay,
-						col: palette[rng.IntN(len(palette))], salt: rng.Uint64()})
-				}
-				break
-			}
-		}
 	}
-
-	// A car standing on a cover for a while (waiting to turn, a breakdown).
-	if len(s.Covers) > 0 {
-		for tries := 0; tries < 20; tries++ {
-			c := rng.IntN(len(s.Covers))
-			from := grid(uni(10, T-30))
-			hold := grid(uni(8, 20))
-			if overlaps(busy[c], from-5, from+hold+5) {
-				continue
-			}
-			sp := where[c]
-			lane := laneOf(sp.x)
-			if lane == 0 || overlaps(blocked[lane], from-8, from+hold+8) {
-				continue
-			}
-			s.cars = append(s.cars, newCar(sp.x+uni(-0.15, 0.15), sp.d+uni(-0.8, 0.8), from, uni(5, 8), hold))
-			blocked[lane] = append(blocked[lane], [2]float64{from - 8, from + hold + 8})
-			busy[c] = append(busy[c], [2]float64{from, from + hold})
-			break
-		}
-	}
-	// Traffic on the three lanes; some of it over the covers.
-	for lane, lx := range []float64{-3.5, 0, 3.5} {
-		for t := uni(-8, 4); t < T+4; t += uni(5, 15) {
-			if overlaps(blocked[lane], t-3, t+3) || (lane == 0 && rng.Float64() < 0.5) {
-				continue
-			}
-			x := lx + uni(-0.3, 0.3)
-			for _, sp := range where {
-				if laneOf(sp.x) == lane && rng.Float64() < 0.3 {
-					x = sp.x + uni(-0.2, 0.2) // straight over this cover
-				}
-			}
-			s.cars = append(s.cars, newCar(x, 20, t, uni(6, 12), 0))
-		}
-	}
-
-	// Pedestrians: on the crossing, along the sidewalks (through the zones),
-	// and across the road over a cover, stopping on it.
 	coats := []rgb{{40, 40, 60}, {150, 40, 40}, {200, 200, 190}, {60, 100, 150}, {90, 70, 50}, {30, 30, 30}, {200, 150, 40}}
 	walk := func(x0, d0, x1, d1, t0, pauseAt, pause float64) {
 		s.walkers = append(s.walkers, walker{x0: x0, d0: d0, x1: x1, d1: d1, t0: t0, v: uni(1.1, 1.6),
 			pauseAt: pauseAt, pause: pause, coat: coats[rng.IntN(len(coats))], legs: coats[rng.IntN(len(coats))].mul(0.6), height: uni(1.55, 1.85)})
 	}
-	for range 3 + rng.IntN(3) {
-		d := uni(34, 37)
-		if rng.IntN(2) == 0 {
-			walk(-9.5, d, 9.5, d, uni(0, T-10), 1, 0)
-		} else {
-			walk(9.5, d, -9.5, d, uni(0, T-10), 1, 0)
+	for blk := range nb {
+		// Block blk covers [t0, t0+B); its times are t0 + the times of a
+		// scene of length B.
+		t0 := grid(float64(blk) * B)
+		end := t0 + B // traffic of the last block runs on past the end of the video
+		if blk == nb-1 {
+			end += 4
 		}
-	}
-	for range 4 + rng.IntN(3) {
-		x := uni(6, 8.8)
-		if rng.IntN(2) == 0 {
-			x = -x
+
+		// Missing covers: one or two stolen during the block, and on every
+		// fifth seed one that is already open when the video starts.
+		perm := rng.Perm(len(s.Covers))
+		nGaps := 1
+		if B >= 120 && rng.IntN(2) == 1 {
+			nGaps = 2
 		}
-		if rng.IntN(2) == 0 {
-			walk(x, 18, x+uni(-0.5, 0.5), 42, uni(-10, T-5), 1, 0)
-		} else {
-			walk(x, 42, x+uni(-0.5, 0.5), 18, uni(-10, T-5), 1, 0)
+		for k := 0; k < nGaps && k < len(perm); k++ {
+			c := perm[k]
+			from := grid(t0 + uni(15, math.Max(15, B-65)))
+			to := grid(math.Min(from+uni(25, 50), t0+B-5))
+			if overlaps(busy[c], from, to) {
+				continue // (a later block only) the cover is still busy from the block before
+			}
+			s.gaps = append(s.gaps, gap{facilityID: s.Covers[c].FacilityID, from: from, to: to})
+			busy[c] = append(busy[c], [2]float64{from - 10, to + 10})
 		}
-	}
-	for range 1 + rng.IntN(2) {
-		c := rng.IntN(len(where))
-		sp := where[c]
-		x0, x1 := -8.0, 8.0
-		if rng.IntN(2) == 0 {
-			x0, x1 = x1, x0
+		if blk == 0 && ((seed%5)+5)%5 == 0 && nGaps < len(perm) {
+			c := perm[nGaps]
+			to := grid(math.Min(uni(25, 40), B-5))
+			s.gaps = append(s.gaps, gap{facilityID: s.Covers[c].FacilityID, from: 0, to: to})
+			busy[c] = append(busy[c], [2]float64{-10, to + 10})
 		}
-		walk(x0, sp.d+0.1, x1, sp.d+0.1, uni(5, T-20), (sp.x-x0)/(x1-x0), uni(2, 6))
+
+		// Zones and what occupies them.
+		for _, z := range suiteZones {
+			kerb := z.id == ZoneKerbWest
+			var taken [][2]float64
+			t := t0 + uni(20, 35)
+			for k := 0; k < 2; k++ {
+				stay := grid(uni(30, 55))
+				from := grid(t)
+				if from+stay > t0+B-12 {
+					break
+				}
+				x, d := (z.x0+z.x1)/2+uni(-0.3, 0.3), uni(z.d0+1.6, z.d1-1.6)
+				ep := Episode{Zone: z.id, Rule: z.rule, From: from, To: from + stay}
+				switch {
+				case kerb && rng.Float64() < 0.75:
+					k := newCar(-3.5+uni(-0.2, 0.2), (z.d0+z.d1)/2, from, uni(5, 8), stay)
+					s.cars = append(s.cars, k)
+					ep.Kind = KindParked
+					ep.Box = boxOf(screenBox(cam, k.body(from+0.01), w, h))
+					blocked[0] = append(blocked[0], [2]float64{from - 12, from + stay + 10})
+				default:
+					kind := []string{KindStall, KindCart, KindPile}[rng.IntN(3)]
+					if kerb {
+						kind = KindPile
+						x = -3.6 + uni(-0.3, 0.3)
+						blocked[0] = append(blocked[0], [2]float64{from - 8, from + stay + 8})
+					}
+					p := prop{kind: kind, x: x, d: d, from: from, to: from + stay, col: palette[rng.IntN(len(palette))].plus(20), salt: rng.Uint64()}
+					if kind == KindPile {
+						p.col = rgb{168, 128, 86}
+					}
+					s.props = append(s.props, p)
+					ep.Kind = kind
+					ep.Box = boxOf(screenBox(cam, p.solids(), w, h))
+				}
+				s.episodes = append(s.episodes, ep)
+				taken = append(taken, [2]float64{from, from + stay})
+				t = from + stay + uni(15, 30)
+			}
+			// A short stop, shorter than half the dwell: a delivery, a cart
+			// resting, a car letting someone out. Not an episode.
+			if rng.Float64() < 0.8 {
+				for tries := 0; tries < 20; tries++ {
+					from := grid(t0 + uni(15, B-15))
+					stay := grid(uni(0.25, 0.45) * o.Dwell.Seconds())
+					free := true
+					for _, e := range taken {
+						if from < e[1]+12 && from+stay > e[0]-12 {
+							free = false
+						}
+					}
+					if !free {
+						continue
+					}
+					if kerb {
+						s.cars = append(s.cars, newCar(-3.5, (z.d0+z.d1)/2, from, uni(5, 8), stay))
+						blocked[0] = append(blocked[0], [2]float64{from - 10, from + stay + 8})
+					} else {
+						s.props = append(s.props, prop{kind: KindCart, x: (z.x0 + z.x1) / 2, d: uni(z.d0+1, z.d1-1), from: from, to: from + stay,
+							col: palette[rng.IntN(len(palette))], salt: rng.Uint64()})
+					}
+					break
+				}
+			}
+		}
+
+		// A car standing on a cover for a while (waiting to turn, a breakdown).
+		if len(s.Covers) > 0 {
+			for tries := 0; tries < 20; tries++ {
+				c := rng.IntN(len(s.Covers))
+				from := grid(t0 + uni(10, B-30))
+				hold := grid(uni(8, 20))
+				if overlaps(busy[c], from-5, from+hold+5) {
+					continue
+				}
+				sp := where[c]
+				lane := laneOf(sp.x)
+				if lane == 0 || overlaps(blocked[lane], from-8, from+hold+8) {
+					continue
+				}
+				s.cars = append(s.cars, newCar(sp.x+uni(-0.15, 0.15), sp.d+uni(-0.8, 0.8), from, uni(5, 8), hold))
+				blocked[lane] = append(blocked[lane], [2]float64{from - 8, from + hold + 8})
+				busy[c] = append(busy[c], [2]float64{from, from + hold})
+				break
+			}
+		}
+		// Traffic on the three lanes; some of it over the covers.
+		for lane, lx := range []float64{-3.5, 0, 3.5} {
+			for t := t0 + uni(-8, 4); t < end; t += uni(5, 15) {
+				if overlaps(blocked[lane], t-3, t+3) || (lane == 0 && rng.Float64() < 0.5) {
+					continue
+				}
+				x := lx + uni(-0.3, 0.3)
+				for _, sp := range where {
+					if laneOf(sp.x) == lane && rng.Float64() < 0.3 {
+						x = sp.x + uni(-0.2, 0.2) // straight over this cover
+					}
+				}
+				s.cars = append(s.cars, newCar(x, 20, t, uni(6, 12), 0))
+			}
+		}
+
+		// Pedestrians: on the crossing, along the sidewalks (through the
+		// zones), and across the road over a cover, stopping on it.
+		for range 3 + rng.IntN(3) {
+			d := uni(34, 37)
+			if rng.IntN(2) == 0 {
+				walk(-9.5, d, 9.5, d, t0+uni(0, B-10), 1, 0)
+			} else {
+				walk(9.5, d, -9.5, d, t0+uni(0, B-10), 1, 0)
+			}
+		}
+		for range 4 + rng.IntN(3) {
+			x := uni(6, 8.8)
+			if rng.IntN(2) == 0 {
+				x = -x
+			}
+			if rng.IntN(2) == 0 {
+				walk(x, 18, x+uni(-0.5, 0.5), 42, t0+uni(-10, B-5), 1, 0)
+			} else {
+				walk(x, 42, x+uni(-0.5, 0.5), 18, t0+uni(-10, B-5), 1, 0)
+			}
+		}
+		for range 1 + rng.IntN(2) {
+			c := rng.IntN(len(where))
+			sp := where[c]
+			x0, x1 := -8.0, 8.0
+			if rng.IntN(2) == 0 {
+				x0, x1 = x1, x0
+			}
+			walk(x0, sp.d+0.1, x1, sp.d+0.1, t0+uni(5, B-20), (sp.x-x0)/(x1-x0), uni(2, 6))
+		}
 	}
 
 	// Light.

@@ -91,3 +91,64 @@ func TestSuiteTruthMatchesPixels(t *testing.T) {
 		}
 	}
 }
+
+// TestSuiteLongSceneRepeatsEvents: a scene longer than one script block has
+// the events of a suite scene in every block (a missing cover, occupations
+// of the zones, a car standing on a cover), not just at its start, and its
+// first block is not the whole 2-minute scene squeezed.
+func TestSuiteLongSceneRepeatsEvents(t *testing.T) {
+	o := SuiteOptions{Width: 640, FPS: 2, Duration: 15 * time.Minute}
+	s := Suite(7, o)
+	tr := s.Truth()
+	if err := tr.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	blocks := int(o.Duration.Seconds() / suiteBlock)
+	gaps := make([]int, blocks)
+	for _, g := range s.gaps {
+		gaps[min(int(g.from/suiteBlock), blocks-1)]++
+	}
+	eps := make([]int, blocks)
+	for _, e := range tr.Episodes {
+		eps[min(int(e.From/suiteBlock), blocks-1)]++
+	}
+	stops := make([]int, blocks)
+	for _, k := range s.cars {
+		if k.hold > 0 {
+			stops[min(int(k.tc/suiteBlock), blocks-1)]++
+		}
+	}
+	for b := range blocks {
+		if gaps[b] == 0 || eps[b] < 3 || stops[b] == 0 {
+			t.Errorf("block %d (%.0f-%.0f s): %d missing covers, %d occupations, %d stopping cars; want each block scripted",
+				b, float64(b)*suiteBlock, float64(b+1)*suiteBlock, gaps[b], eps[b], stops[b])
+		}
+	}
+	if last := tr.Episodes[len(tr.Episodes)-1]; last.To > tr.Duration {
+		t.Errorf("last episode ends at %.0f s, after the video (%.0f s)", last.To, tr.Duration)
+	}
+}
+
+// TestShift: moving the picture (camera shake) repeats the edge pixel where
+// the picture moved away from the border.
+func TestShift(t *testing.T) {
+	const w, h = 7, 5
+	src := make([]byte, w*h*3)
+	for i := range src {
+		src[i] = byte(i * 7)
+	}
+	for _, d := range [][2]int{{0, 0}, {2, 1}, {-3, -2}, {6, 0}, {-6, 4}, {9, -9}} {
+		got := slices.Clone(src)
+		shift(got, w, h, d[0], d[1])
+		for y := range h {
+			for x := range w {
+				sx, sy := min(max(x-d[0], 0), w-1), min(max(y-d[1], 0), h-1)
+				for c := range 3 {
+					if g, want := got[(y*w+x)*3+c], src[(sy*w+sx)*3+c]; g != want {
+						t.Fatalf("shift %v: pixel (%d,%d) channel %d = %d, want %d", d, x, y, c, g, want)
+					}
+				}
+			}
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +37,8 @@ func runEvalScenes(ctx context.Context, args []string, stdout, stderr io.Writer)
 	seedsArg := fs.String("seeds", "1-20", "seeds to run: A-B, or a comma-separated list")
 	duration := fs.Duration("duration", 3*time.Minute, "simulated time per seed")
 	width := fs.Int("width", 960, "picture width (16:9)")
+	fps := fs.Int("fps", 10, "the stream's frame rate; a keyframe every second (the cover monitor checks keyframes, the occupancy detector samples 2 fps, so 2 is enough to feed both)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole eval (render, encode pipe, decode, detect) to this file")
 	dwell := fs.Duration("dwell", 10*time.Second, "the zones' dwell time")
 	manifest := fs.String("model", "models/cover-state/manifest.json", "the cover classifier's manifest (\"\": reference look only)")
 	parallel := fs.Int("parallel", 2, "seeds run at once")
@@ -59,7 +62,21 @@ func runEvalScenes(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *duration < 30*time.Second {
 		return fmt.Errorf("eval scenes: --duration %v is shorter than 30s: too short to script a scene", *duration)
 	}
-	opts := scenes.Options{Scene: sim.SuiteOptions{Width: *width, Duration: *duration, Dwell: *dwell}}
+	if *fps < 1 {
+		return fmt.Errorf("eval scenes: --fps %d must be at least 1", *fps)
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return fmt.Errorf("eval scenes: --cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("eval scenes: --cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	opts := scenes.Options{Scene: sim.SuiteOptions{Width: *width, FPS: *fps, Duration: *duration, Dwell: *dwell}}
 	if *keep != "" {
 		if err := os.MkdirAll(*keep, 0o755); err != nil {
 			return fmt.Errorf("eval scenes: --keep: %w", err)
