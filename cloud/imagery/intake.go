@@ -46,6 +46,9 @@ type FileSummary struct {
 // twice creates no second case.
 func FileChanges(ctx context.Context, j *Job, in Intake, ev EvidencePutter, opt FileOptions) (FileSummary, error) {
 	var s FileSummary
+	if !j.Finished() {
+		return s, fmt.Errorf("job %s has not finished: run it to the end before filing its changes", j.State.ID)
+	}
 	for _, c := range j.Changes() {
 		if c.Score < opt.MinScore || c.AreaM2 < opt.MinAreaM2 {
 			s.Skipped++

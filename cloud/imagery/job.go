@@ -101,6 +101,21 @@ type JobChange struct {
 	After        string `json:"after_jpeg"`
 	BeforeSHA256 string `json:"before_sha256"`
 	AfterSHA256  string `json:"after_sha256"`
+	Pixels       int    `json:"pixels,omitempty"`
+	// Part is set on a unit's piece of a region that reaches the unit's
+	// border: when every unit has finished, the pieces that touch across
+	// borders become one change (merge.go). Pieces have no crops.
+	Part *Part `json:"part,omitempty"`
+	// Parts lists the ids of the unit pieces a merged change is made of.
+	Parts []string `json:"parts,omitempty"`
+}
+
+// Part is what a unit keeps of a region that reaches its border, in the
+// source's whole-image pixels (raster pairs) or pixels at the zoom
+// (pyramids).
+type Part struct {
+	Core [4]int   `json:"core"` // the unit's core [x0, y0, x1, y1)
+	Runs [][3]int `json:"runs"` // the region's pixels: row y, columns [x0, x1)
 }
 
 // UnitResult is one finished unit, one line of units.jsonl.
@@ -120,14 +135,16 @@ type Job struct {
 	Dir   string
 	State JobState
 
-	mu   sync.Mutex
-	done map[string]UnitResult
+	mu    sync.Mutex
+	done  map[string]UnitResult
+	final []JobChange // the merged changes of a finished job (nil until then)
 }
 
 // Job files.
 const (
 	jobFile     = "job.json"
 	unitsFile   = "units.jsonl"
+	changesFile = "changes.json" // the finished job's changes, merged across unit borders
 	GeoJSONFile = "changes.geojson"
 	SummaryFile = "summary.json"
 )
@@ -194,7 +211,22 @@ func OpenJob(dir string, spec *JobSpec) (*Job, error) {
 	if err := j.readUnits(); err != nil {
 		return nil, err
 	}
+	if data, err := os.ReadFile(filepath.Join(dir, changesFile)); err == nil {
+		var final []JobChange
+		if err := json.Unmarshal(data, &final); err != nil {
+			return nil, fmt.Errorf("job %s: %s: %w", dir, changesFile, err)
+		}
+		j.final = final
+	}
 	return j, nil
+}
+
+// Finished says whether the job has run to its end (its changes are
+// merged across unit borders, changes.geojson is written).
+func (j *Job) Finished() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.final != nil
 }
 
 func (j *Job) saveState() error {
@@ -367,7 +399,21 @@ feed:
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("job %s stopped after %d of %d units (run it again to continue): %w", j.State.ID, done, len(units), err)
 	}
-	all := j.Changes()
+	all, err := j.merge(src, m, spec.MinAreaM2)
+	if err != nil {
+		return nil, fmt.Errorf("job %s: merging changes across unit borders: %w", j.State.ID, err)
+	}
+	data, _ := json.Marshal(all)
+	tmp := filepath.Join(j.Dir, changesFile+".tmp")
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return nil, fmt.Errorf("job: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(j.Dir, changesFile)); err != nil {
+		return nil, fmt.Errorf("job: %w", err)
+	}
+	j.mu.Lock()
+	j.final = all
+	j.mu.Unlock()
 	out := make([]georef.Change, len(all))
 	var areaM2 float64
 	for i, c := range all {
@@ -390,7 +436,7 @@ feed:
 		s.MsPerMP = el.Seconds() * 1000 / mp
 		s.CPUMsPerMP = (cpuTime() - cpu0).Seconds() * 1000 / mp
 	}
-	data, _ := json.MarshalIndent(s, "", "  ")
+	data, _ = json.MarshalIndent(s, "", "  ")
 	if err := os.WriteFile(filepath.Join(j.Dir, SummaryFile), append(data, '\n'), 0o644); err != nil {
 		return nil, fmt.Errorf("job: %w", err)
 	}
@@ -415,8 +461,22 @@ func (j *Job) record(f *os.File, r UnitResult) error {
 	return nil
 }
 
-// Changes lists the changes of the finished units in unit order.
+// Changes lists the job's changes in unit order: once it has finished, one
+// per region, merged across unit borders; before, what the finished units
+// found (a region across a border counted once per unit).
 func (j *Job) Changes() []JobChange {
+	j.mu.Lock()
+	if j.final != nil {
+		out := append([]JobChange(nil), j.final...)
+		j.mu.Unlock()
+		return out
+	}
+	j.mu.Unlock()
+	return j.unitChanges()
+}
+
+// unitChanges lists what the finished units found, in unit order.
+func (j *Job) unitChanges() []JobChange {
 	j.mu.Lock()
 	units := make([]UnitResult, 0, len(j.done))
 	for _, u := range j.done {
@@ -438,8 +498,9 @@ const maxPerUnit = 10000
 // processUnit finds the changes whose pixels lie in the unit's core: the
 // probability map is computed with the margin's context and cleaned
 // locally, then cut to the core (and to where both dates have data and the
-// area of interest), so each change is found by exactly one unit. A change
-// crossing a unit border is reported once per unit it touches.
+// area of interest), so each pixel is found by exactly one unit. A region
+// that reaches the core's border is kept as a Part, whatever its size, and
+// judged when the job merges it with its pieces in the neighbouring units.
 func (j *Job) processUnit(src Source, u Unit, m *change.Model, area *georef.Area, minAreaM2 float64) (UnitResult, error) {
 	p, err := src.Load(u)
 	if err != nil {
@@ -469,46 +530,102 @@ func (j *Job) processUnit(src Source, u Unit, m *change.Model, area *georef.Area
 			mask.Pix[y*cw+x] = v
 		}
 	}
-	mask = change.RemoveSmall(mask, m.Post.MinArea, m.Post.MaxHole)
+	// As change.RemoveSmall, except that regions reaching the border stay.
+	labels, comps := change.Components(mask, 1)
+	for i, l := range labels {
+		if l != 0 && comps[l-1].Area < m.Post.MinArea && !atBorder(comps[l-1], cw, ch) {
+			mask.Pix[i] = 0
+		}
+	}
+	mask = change.RemoveSmall(mask, 0, m.Post.MaxHole)
+	labels, comps = change.Components(mask, 1)
 	chs, err := Polygons(mask, func(i int) float64 {
 		return float64(prob[(i/cw+core.Min.Y)*a.W+i%cw+core.Min.X])
-	}, core.Min, p.Grid, minAreaM2)
+	}, core.Min, p.Grid, 0)
 	if err != nil {
 		return UnitResult{}, err
 	}
+	if len(chs) != len(comps) {
+		return UnitResult{}, fmt.Errorf("%d polygons for %d regions", len(chs), len(comps))
+	}
+	origin := p.Origin.Add(core.Min) // the core's top-left in the source's pixels
 	res := UnitResult{Key: u.Key, Index: u.Index, Pixels: 2 * cw * ch, Shift: shift, Changes: []JobChange{}}
+	n := 0
 	for k, c := range chs {
-		if k+1 >= maxPerUnit {
+		edge := atBorder(comps[k], cw, ch)
+		if !edge && c.AreaM2 < minAreaM2 {
+			continue
+		}
+		if n+1 >= maxPerUnit {
 			break
 		}
+		n++
 		box := image.Rect(c.PixelBox[0], c.PixelBox[1], c.PixelBox[2], c.PixelBox[3])
 		lon, lat := p.Grid.LonLat(float64(box.Min.X+box.Max.X)/2, float64(box.Min.Y+box.Max.Y)/2)
-		jc := JobChange{ID: fmt.Sprintf("%s-%d", u.Key, k+1), Seq: uint64(u.Index)*maxPerUnit + uint64(k) + 1,
-			Ring: c.Ring, AreaM2: c.AreaM2, Score: c.Score, Lon: lon, Lat: lat}
-		outline := make([]image.Point, len(c.Ring))
-		for i, q := range c.Ring {
-			x, y := p.Grid.Pixel(q[0], q[1])
-			outline[i] = image.Pt(int(x), int(y))
+		jc := JobChange{ID: fmt.Sprintf("%s-%d", u.Key, n), Seq: uint64(u.Index)*maxPerUnit + uint64(n),
+			Ring: c.Ring, AreaM2: c.AreaM2, Score: c.Score, Pixels: c.Pixels, Lon: lon, Lat: lat}
+		if edge {
+			jc.Part = &Part{Core: [4]int{origin.X, origin.Y, origin.X + cw, origin.Y + ch},
+				Runs: runsOf(labels, comps[k], cw, origin)}
+			res.Changes = append(res.Changes, jc)
+			continue
 		}
-		for _, side := range []struct {
-			im        *change.Image
-			name      string
-			file, sum *string
-		}{{a, "before", &jc.Before, &jc.BeforeSHA256}, {p.After, "after", &jc.After, &jc.AfterSHA256}} {
-			data, err := cropJPEG(side.im, box, outline)
-			if err != nil {
-				return res, err
-			}
-			sum := sha256.Sum256(data)
-			*side.sum = hex.EncodeToString(sum[:])
-			*side.file = filepath.Join("crops", jc.ID+"-"+side.name+".jpg")
-			if err := os.WriteFile(filepath.Join(j.Dir, *side.file), data, 0o644); err != nil {
-				return res, fmt.Errorf("job: %w", err)
-			}
+		if err := j.writeCrops(&jc, a, p.After, p.Grid, box); err != nil {
+			return res, err
 		}
 		res.Changes = append(res.Changes, jc)
 	}
 	return res, nil
+}
+
+// atBorder says whether a region of a w×h mask touches its edge.
+func atBorder(c change.Component, w, h int) bool {
+	return c.MinX == 0 || c.MinY == 0 || c.MaxX == w-1 || c.MaxY == h-1
+}
+
+// runsOf lists a region's pixels as row runs, shifted by off.
+func runsOf(labels []int32, c change.Component, w int, off image.Point) [][3]int {
+	var out [][3]int
+	for y := c.MinY; y <= c.MaxY; y++ {
+		for x := c.MinX; x <= c.MaxX; x++ {
+			if labels[y*w+x] != c.Label {
+				continue
+			}
+			x0 := x
+			for x <= c.MaxX && labels[y*w+x] == c.Label {
+				x++
+			}
+			out = append(out, [3]int{y + off.Y, x0 + off.X, x + off.X})
+		}
+	}
+	return out
+}
+
+// writeCrops stores the before and after crops of a change (box in the
+// images' pixels, its outline drawn) and records their names and sha256.
+func (j *Job) writeCrops(jc *JobChange, before, after *change.Image, g georef.Grid, box image.Rectangle) error {
+	outline := make([]image.Point, len(jc.Ring))
+	for i, q := range jc.Ring {
+		x, y := g.Pixel(q[0], q[1])
+		outline[i] = image.Pt(int(x), int(y))
+	}
+	for _, side := range []struct {
+		im        *change.Image
+		name      string
+		file, sum *string
+	}{{before, "before", &jc.Before, &jc.BeforeSHA256}, {after, "after", &jc.After, &jc.AfterSHA256}} {
+		data, err := cropJPEG(side.im, box, outline)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(data)
+		*side.sum = hex.EncodeToString(sum[:])
+		*side.file = filepath.Join("crops", jc.ID+"-"+side.name+".jpg")
+		if err := os.WriteFile(filepath.Join(j.Dir, *side.file), data, 0o644); err != nil {
+			return fmt.Errorf("job: %w", err)
+		}
+	}
+	return nil
 }
 
 // cropJPEG encodes the region around box (grown by half its size and at

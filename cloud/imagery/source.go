@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"gocv.io/x/gocv"
 	_ "modernc.org/sqlite" // database/sql driver "sqlite" for MBTiles
@@ -28,6 +29,9 @@ type Source interface {
 	Units() []Unit
 	// Load reads one unit's before and after pixels with context around them.
 	Load(u Unit) (*Piece, error)
+	// Region reads the pixels of r (in the coordinates of Piece.Origin,
+	// clipped to the data) for a change that crosses unit borders.
+	Region(r image.Rectangle) (*Piece, error)
 	Close() error
 }
 
@@ -212,6 +216,25 @@ func (r *rasterPair) Load(u Unit) (*Piece, error) {
 	return &Piece{Before: a, After: b, Grid: g, Core: u.tile.Core.Sub(o), Origin: o}, nil
 }
 
+func (r *rasterPair) Region(rr image.Rectangle) (*Piece, error) {
+	rr = rr.Intersect(image.Rect(0, 0, r.grid.W, r.grid.H))
+	if rr.Empty() {
+		return nil, fmt.Errorf("region %v is outside the %dx%d image", rr, r.grid.W, r.grid.H)
+	}
+	a, err := cropMat(r.before, rr)
+	if err != nil {
+		return nil, err
+	}
+	b, err := cropMat(r.after, rr)
+	if err != nil {
+		return nil, err
+	}
+	g := r.grid
+	g.WF.C, g.WF.F = g.WF.ToMap(float64(rr.Min.X)+0.5, float64(rr.Min.Y)+0.5)
+	g.W, g.H = a.W, a.H
+	return &Piece{Before: a, After: b, Grid: g, Core: image.Rect(0, 0, a.W, a.H), Origin: rr.Min}, nil
+}
+
 // tileStore is one date's tile pyramid.
 type tileStore interface {
 	Zooms() ([]int, error)
@@ -386,6 +409,9 @@ func (m *mbtiles) Read(z, x, y int) ([]byte, error) {
 func (m *mbtiles) Close() error { return m.db.Close() }
 
 type pyramids struct {
+	tsOnce        sync.Once
+	ts            int // tile side, pixels (read from a tile when first needed)
+	tsErr         error
 	desc          string
 	before, after tileStore
 	z, block      int
@@ -540,57 +566,9 @@ func decodeTile(data []byte) (gocv.Mat, []uint8, error) {
 func (p *pyramids) Load(u Unit) (*Piece, error) {
 	ring := 1
 	n := p.block + 2*ring
-	var ts int
-	var bufs [2][]byte
-	var valid []uint8
-	for ty := 0; ty < n; ty++ {
-		for tx := 0; tx < n; tx++ {
-			x, y := u.x-ring+tx, u.y-ring+ty
-			if x < 0 || y < 0 || x >= 1<<u.z || y >= 1<<u.z || !p.have[[2]int{x, y}] {
-				continue
-			}
-			for d, st := range []tileStore{p.before, p.after} {
-				data, err := st.Read(u.z, x, y)
-				if err != nil {
-					return nil, err
-				}
-				if data == nil {
-					return nil, fmt.Errorf("tile %d/%d/%d disappeared", u.z, x, y)
-				}
-				m, alpha, err := decodeTile(data)
-				if err != nil {
-					return nil, fmt.Errorf("tile %d/%d/%d: %w", u.z, x, y, err)
-				}
-				if ts == 0 {
-					ts = m.Cols()
-					W := n * ts
-					bufs[0], bufs[1] = make([]byte, 3*W*W), make([]byte, 3*W*W)
-					valid = make([]uint8, W*W)
-				}
-				if m.Cols() != ts || m.Rows() != ts {
-					m.Close()
-					return nil, fmt.Errorf("tile %d/%d/%d is %dx%d, other tiles %dx%d", u.z, x, y, m.Cols(), m.Rows(), ts, ts)
-				}
-				px, _ := m.DataPtrUint8()
-				W := n * ts
-				for r := 0; r < ts; r++ {
-					o := ((ty*ts+r)*W + tx*ts)
-					copy(bufs[d][3*o:3*(o+ts)], px[3*r*ts:3*(r+1)*ts])
-					for c := 0; c < ts; c++ {
-						ok := uint8(1)
-						if alpha != nil && alpha[r*ts+c] == 0 {
-							ok = 0
-						}
-						if d == 0 {
-							valid[o+c] = ok
-						} else {
-							valid[o+c] &= ok
-						}
-					}
-				}
-				m.Close()
-			}
-		}
+	bufs, valid, ts, err := p.mosaic(u.z, u.x-ring, u.y-ring, n, n)
+	if err != nil {
+		return nil, err
 	}
 	if ts == 0 {
 		return nil, fmt.Errorf("block %s has no tiles", u.Key)
@@ -636,6 +614,123 @@ func (p *pyramids) Load(u Unit) (*Piece, error) {
 	g.WF.F += float64(off.Y) * g.WF.E
 	return &Piece{Before: imgs[0], After: imgs[1], Grid: g, Core: core.Sub(read.Min), Valid: v,
 		Origin: image.Pt(u.x*ts, u.y*ts).Add(off)}, nil
+}
+
+// mosaic assembles nx×ny tiles from (x0, y0) of both dates as BGR, with
+// 1 in valid where both dates have data; ts is the tile side (0 when no
+// tile of the range is in both dates).
+func (p *pyramids) mosaic(z, x0, y0, nx, ny int) (bufs [2][]byte, valid []uint8, ts int, err error) {
+	for ty := 0; ty < ny; ty++ {
+		for tx := 0; tx < nx; tx++ {
+			x, y := x0+tx, y0+ty
+			if x < 0 || y < 0 || x >= 1<<z || y >= 1<<z || !p.have[[2]int{x, y}] {
+				continue
+			}
+			for d, st := range []tileStore{p.before, p.after} {
+				data, err := st.Read(z, x, y)
+				if err != nil {
+					return bufs, nil, 0, err
+				}
+				if data == nil {
+					return bufs, nil, 0, fmt.Errorf("tile %d/%d/%d disappeared", z, x, y)
+				}
+				m, alpha, err := decodeTile(data)
+				if err != nil {
+					return bufs, nil, 0, fmt.Errorf("tile %d/%d/%d: %w", z, x, y, err)
+				}
+				if ts == 0 {
+					ts = m.Cols()
+					bufs[0], bufs[1] = make([]byte, 3*nx*ts*ny*ts), make([]byte, 3*nx*ts*ny*ts)
+					valid = make([]uint8, nx*ts*ny*ts)
+				}
+				if m.Cols() != ts || m.Rows() != ts {
+					m.Close()
+					return bufs, nil, 0, fmt.Errorf("tile %d/%d/%d is %dx%d, other tiles %dx%d", z, x, y, m.Cols(), m.Rows(), ts, ts)
+				}
+				px, _ := m.DataPtrUint8()
+				W := nx * ts
+				for r := 0; r < ts; r++ {
+					o := ((ty*ts+r)*W + tx*ts)
+					copy(bufs[d][3*o:3*(o+ts)], px[3*r*ts:3*(r+1)*ts])
+					for c := 0; c < ts; c++ {
+						ok := uint8(1)
+						if alpha != nil && alpha[r*ts+c] == 0 {
+							ok = 0
+						}
+						if d == 0 {
+							valid[o+c] = ok
+						} else {
+							valid[o+c] &= ok
+						}
+					}
+				}
+				m.Close()
+			}
+		}
+	}
+	return bufs, valid, ts, nil
+}
+
+// tileSide reads the side of the pyramid's tiles from one of them.
+func (p *pyramids) tileSide() (int, error) {
+	p.tsOnce.Do(func() {
+		for t := range p.have {
+			_, _, p.ts, p.tsErr = p.mosaic(p.z, t[0], t[1], 1, 1)
+			return
+		}
+		p.tsErr = errors.New("no tiles")
+	})
+	return p.ts, p.tsErr
+}
+
+// Region reads r (pixels at the zoom) from the tiles that cover it.
+func (p *pyramids) Region(r image.Rectangle) (*Piece, error) {
+	ts, err := p.tileSide()
+	if err != nil {
+		return nil, err
+	}
+	floor := func(v int) int {
+		if v < 0 {
+			return -((-v + ts - 1) / ts)
+		}
+		return v / ts
+	}
+	x0, y0 := max(floor(r.Min.X), 0), max(floor(r.Min.Y), 0)
+	x1, y1 := min(floor(r.Max.X-1)+1, 1<<p.z), min(floor(r.Max.Y-1)+1, 1<<p.z)
+	if x1 <= x0 || y1 <= y0 {
+		return nil, fmt.Errorf("region %v is outside zoom %d", r, p.z)
+	}
+	nx, ny := x1-x0, y1-y0
+	bufs, valid, got, err := p.mosaic(p.z, x0, y0, nx, ny)
+	if err != nil {
+		return nil, err
+	}
+	if got == 0 {
+		return nil, fmt.Errorf("region %v: no tile in both dates", r)
+	}
+	W, H := nx*ts, ny*ts
+	base := image.Pt(x0*ts, y0*ts)
+	local := r.Sub(base).Intersect(image.Rect(0, 0, W, H))
+	var imgs [2]*change.Image
+	for d := range imgs {
+		full, err := change.FromBGR(W, H, bufs[d])
+		if err != nil {
+			return nil, err
+		}
+		imgs[d] = full.Crop(local)
+	}
+	v := make([]uint8, local.Dx()*local.Dy())
+	for y := 0; y < local.Dy(); y++ {
+		copy(v[y*local.Dx():(y+1)*local.Dx()], valid[(local.Min.Y+y)*W+local.Min.X:])
+	}
+	for _, im := range imgs {
+		fillInvalid(im, v)
+	}
+	g := georef.TileGrid(p.z, x0, y0, ts, local.Dx(), local.Dy())
+	g.WF.C += float64(local.Min.X) * g.WF.A
+	g.WF.F += float64(local.Min.Y) * g.WF.E
+	return &Piece{Before: imgs[0], After: imgs[1], Grid: g, Core: image.Rect(0, 0, local.Dx(), local.Dy()), Valid: v,
+		Origin: base.Add(local.Min)}, nil
 }
 
 // fillInvalid paints the pixels without data in the mean colour of those
