@@ -399,7 +399,7 @@ feed:
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("job %s stopped after %d of %d units (run it again to continue): %w", j.State.ID, done, len(units), err)
 	}
-	all, err := j.merge(src, m, spec.MinAreaM2)
+	all, err := j.merge(src, m, spec.MinAreaM2, opt.Workers)
 	if err != nil {
 		return nil, fmt.Errorf("job %s: merging changes across unit borders: %w", j.State.ID, err)
 	}

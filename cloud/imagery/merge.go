@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image"
 	"sort"
+	"sync"
 
 	"github.com/gridwatch/gridwatch/cloud/imagery/change"
 )
@@ -21,7 +22,8 @@ const maxCropSide = 2048
 // number of its first piece (so the result, and what filing it does, is
 // the same however often the job was stopped and resumed). Size limits
 // (the model's minimum pixels, the job's minimum m²) apply to the whole.
-func (j *Job) merge(src Source, m *change.Model, minAreaM2 float64) ([]JobChange, error) {
+// Groups are merged on workers goroutines (each reads its own pixels).
+func (j *Job) merge(src Source, m *change.Model, minAreaM2 float64, workers int) ([]JobChange, error) {
 	var out, parts []JobChange
 	for _, c := range j.unitChanges() {
 		if c.Part == nil {
@@ -30,17 +32,39 @@ func (j *Job) merge(src Source, m *change.Model, minAreaM2 float64) ([]JobChange
 			parts = append(parts, c)
 		}
 	}
-	for _, g := range groupParts(parts) {
-		members := make([]JobChange, len(g))
-		for i, k := range g {
-			members[i] = parts[k]
+	groups := groupParts(parts)
+	merged := make([]JobChange, len(groups))
+	keep := make([]bool, len(groups))
+	errs := make([]error, len(groups))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < max(workers, 1); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for gi := range next {
+				members := make([]JobChange, len(groups[gi]))
+				for i, k := range groups[gi] {
+					members[i] = parts[k]
+				}
+				merged[gi], keep[gi], errs[gi] = j.mergeGroup(src, m, minAreaM2, members)
+				if errs[gi] != nil {
+					errs[gi] = fmt.Errorf("change %s: %w", members[0].ID, errs[gi])
+				}
+			}
+		}()
+	}
+	for gi := range groups {
+		next <- gi
+	}
+	close(next)
+	wg.Wait()
+	for gi := range groups {
+		if errs[gi] != nil {
+			return nil, errs[gi]
 		}
-		c, ok, err := j.mergeGroup(src, m, minAreaM2, members)
-		if err != nil {
-			return nil, fmt.Errorf("change %s: %w", members[0].ID, err)
-		}
-		if ok {
-			out = append(out, c)
+		if keep[gi] {
+			out = append(out, merged[gi])
 		}
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Seq < out[b].Seq })
