@@ -3,10 +3,14 @@ package web
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/gridwatch/gridwatch/cloud/cases"
+	"github.com/gridwatch/gridwatch/edge/wire"
 )
 
 // ImageryJobs runs imagery comparison jobs (imagery.Runner behind an adapter
@@ -36,6 +40,7 @@ type ImageryJobRequest struct {
 
 func (s *Server) imageryRoutes(api fiber.Router) {
 	api.Post("/imagery/jobs", s.Users.authenticated, s.postImageryJob)
+	api.Post("/imagery/changes", s.Users.authenticated, s.postImageryChange)
 	api.Get("/imagery/jobs", func(c *fiber.Ctx) error {
 		if s.Imagery == nil {
 			return fiber.NewError(fiber.StatusServiceUnavailable, "imagery jobs are not wired in this server")
@@ -99,4 +104,60 @@ func (s *Server) postImageryJob(c *fiber.Ctx) error {
 		return fiber.NewError(fiber.StatusBadRequest, err.Error())
 	}
 	return c.Status(fiber.StatusAccepted).JSON(st)
+}
+
+// ImageryChangeResult answers POST /api/v1/imagery/changes.
+type ImageryChangeResult struct {
+	CaseID    int64 `json:"case_id"`   // the case it opened or joined (0 for a duplicate)
+	Created   bool  `json:"created"`   // a new case was opened
+	Duplicate bool  `json:"duplicate"` // this device+seq was filed before: nothing changed
+}
+
+// postImageryChange: POST /api/v1/imagery/changes (admin). One change a
+// comparison job found elsewhere (gridwatch-cloud imagery compare --cloud),
+// as the report the cloud's own jobs file: kind "change", device
+// "imagery-JOBID", its crops uploaded first with PUT /api/v1/evidence/SHA.
+// It enters the case engine like a camera's report, idempotent by
+// device+seq: 201 with a new case, 200 when it joined an open case nearby
+// or was filed before.
+func (s *Server) postImageryChange(c *fiber.Ctx) error {
+	if a := actorOf(c); a.Role != cases.Admin {
+		return fiber.NewError(fiber.StatusForbidden, "filing imagery changes needs the admin role")
+	}
+	var r wire.Report
+	if err := strictJSON(c.Body(), &r); err != nil {
+		return fiber.NewError(fiber.StatusBadRequest, "body: "+err.Error())
+	}
+	if r.Kind != wire.ReportChange {
+		return fiber.NewError(fiber.StatusBadRequest, "kind: "+string(r.Kind)+" is not change (camera reports come over MQTT)")
+	}
+	if !strings.HasPrefix(r.Device, "imagery-") {
+		return fiber.NewError(fiber.StatusBadRequest, "device: "+r.Device+" does not start with imagery- (a comparison job's changes)")
+	}
+	if err := r.Validate(); err != nil {
+		return fiber.NewError(fiber.StatusBadRequest, err.Error())
+	}
+	if _, ok := s.Engine.Categories().Event(r.Category); !ok {
+		return fiber.NewError(fiber.StatusBadRequest, "category: "+r.Category+" is not an event code of the taxonomy")
+	}
+	if len(r.Evidence) == 0 {
+		return fiber.NewError(fiber.StatusBadRequest, "evidence: a change needs its before and after crops")
+	}
+	for i, e := range r.Evidence {
+		if !s.Evidence.Has(e.SHA256) {
+			return fiber.NewError(fiber.StatusBadRequest, "evidence["+strconv.Itoa(i)+"]: "+e.SHA256+" is not stored: PUT /api/v1/evidence/"+e.SHA256+" first")
+		}
+	}
+	out, err := s.Engine.Apply(c.UserContext(), r, c.Body())
+	if err != nil {
+		if errors.Is(err, cases.ErrUnknownFacility) || errors.Is(err, cases.ErrNotInFleet) {
+			return fiber.NewError(fiber.StatusBadRequest, err.Error())
+		}
+		return err
+	}
+	status := fiber.StatusOK
+	if out.Created {
+		status = fiber.StatusCreated
+	}
+	return c.Status(status).JSON(ImageryChangeResult{CaseID: out.CaseID, Created: out.Created, Duplicate: out.Duplicate})
 }

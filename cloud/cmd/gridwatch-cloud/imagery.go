@@ -24,6 +24,7 @@ const imageryUsage = `usage:
   gridwatch-cloud imagery train   --pairs DIR[,DIR...] --out FILE [--rounds N] [--depth N] [--samples N]
                                   [--scales 1,3,7,15,31] [--exclude NAMES] [--feature-set 0|1] [--default]
   gridwatch-cloud imagery compare --before X --after Y [--area GEOJSON] [--job DIR] [--out changes.geojson]
+                                  [--cloud URL --token TOKEN [--category 0101] [--file-min-score S] [--file-min-area-m2 A]]
                                   [--zoom N] [--scheme auto|xyz|tms] [--crs auto|EPSG:3857|EPSG:4326]
                                   [--tile 1024] [--min-area-m2 20] [--model FILE] [--workers N]
 DIR holds A/ (before), B/ (after) and label/ (255 = changed) with the same file names.
@@ -268,11 +269,43 @@ func imageryCompare(ctx context.Context, args []string) error {
 	jobDir := fs.String("job", "", "job directory (default .gridwatch-jobs/ID, ID from the options: the same command resumes)")
 	out := fs.String("out", "changes.geojson", "GeoJSON output (WGS84 polygons with area_m2, score and crops)")
 	workers := fs.Int("workers", 0, "units processed at once (default GOMAXPROCS)")
+	cloudURL := fs.String("cloud", "", "file the changes as cases in this running cloud (http://HOST:PORT) when the job finishes")
+	token := fs.String("token", os.Getenv("GRIDWATCH_TOKEN"), "admin token for --cloud (default $GRIDWATCH_TOKEN)")
+	fs.StringVar(&spec.Category, "category", "", "event code the changes are filed under (default 0101, illegal construction)")
+	var file imagery.FileOptions
+	fs.Float64Var(&file.MinScore, "file-min-score", 0, "with --cloud: file only changes scoring at least this (0-1); the rest stay in the GeoJSON")
+	fs.Float64Var(&file.MinAreaM2, "file-min-area-m2", 0, "with --cloud: file only changes at least this large")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("imagery compare: unexpected argument %q", fs.Arg(0))
+	}
 	if spec.Before == "" || spec.After == "" {
 		return fmt.Errorf("imagery compare: --before and --after are required")
+	}
+	if file.MinScore < 0 || file.MinScore > 1 {
+		return fmt.Errorf("imagery compare: --file-min-score %v: want 0-1", file.MinScore)
+	}
+	if file.MinAreaM2 < 0 {
+		return fmt.Errorf("imagery compare: --file-min-area-m2 %v is negative", file.MinAreaM2)
+	}
+	var cloud *imagery.Cloud
+	if *cloudURL != "" {
+		var err error
+		if cloud, err = imagery.NewCloud(*cloudURL, *token); err != nil {
+			return fmt.Errorf("imagery compare: %w", err)
+		}
+		// Before the long part: is the cloud there, and does it take the token?
+		cat := spec.Category
+		if cat == "" {
+			cat = imagery.DefaultCategory
+		}
+		if err := cloud.Check(ctx, cat); err != nil {
+			return fmt.Errorf("imagery compare: %w", err)
+		}
+	} else if file != (imagery.FileOptions{}) {
+		return fmt.Errorf("imagery compare: --file-min-score and --file-min-area-m2 need --cloud")
 	}
 	if spec.Scheme == "auto" {
 		spec.Scheme = ""
@@ -334,6 +367,17 @@ func imageryCompare(ctx context.Context, args []string) error {
 		fmt.Printf("this run: %.1f MP of both dates in %.2fs: %.2f MP/s, %.1f ms per megapixel; CPU %.1f ms per megapixel\n",
 			sum.MP, sum.Seconds, sum.MP/sum.Seconds, sum.MsPerMP, sum.CPUMsPerMP)
 	}
+	if cloud == nil {
+		fmt.Printf("no cases filed (give --cloud URL --token TOKEN to file the changes as cases; running the same command again sends them without redoing the job)\n")
+		return nil
+	}
+	fs2, err := imagery.FileChanges(ctx, j, cloud, cloud, file)
+	if err != nil {
+		return fmt.Errorf("imagery compare: filing in %s stopped after %d changes (run the same command again to continue; nothing is filed twice): %w",
+			*cloudURL, fs2.Filed+fs2.Duplicate+fs2.Skipped, err)
+	}
+	fmt.Printf("filed in %s as device %s: %d new cases, %d joined an open case nearby, %d filed before, %d below the --file-min limits\n",
+		*cloudURL, j.DeviceID(), fs2.Created, fs2.Joined, fs2.Duplicate, fs2.Skipped)
 	return nil
 }
 
