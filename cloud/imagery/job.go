@@ -267,8 +267,20 @@ func (j *Job) readUnits() error {
 	return nil
 }
 
-// DeviceID is the identity the job's changes enter the case engine under.
-func (j *Job) DeviceID() string { return "imagery-" + j.State.ID }
+// DeviceID is the identity the job's changes enter the case engine under:
+// imagery-ID-FP, FP a fingerprint of the job's spec and creation time. The
+// case engine is idempotent by device+seq, so the device must name this
+// job and no other: two different comparisons run in directories of the
+// same name (the id) must not take each other's changes for duplicates.
+// It is stable across resumes (both are in job.json).
+func (j *Job) DeviceID() string {
+	data, _ := json.Marshal(struct {
+		Spec    JobSpec   `json:"spec"`
+		Created time.Time `json:"created"`
+	}{j.State.Spec, j.State.Created})
+	sum := sha256.Sum256(data)
+	return "imagery-" + j.State.ID + "-" + hex.EncodeToString(sum[:4])
+}
 
 // Progress is reported after every unit.
 type Progress struct {

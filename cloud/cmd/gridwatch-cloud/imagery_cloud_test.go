@@ -201,4 +201,22 @@ func testCompareFilesInCloud(t *testing.T, backend string) {
 	if len(again) != len(cs) || n != len(changes) {
 		t.Fatalf("after sending again: %d cases (was %d), %d reports for %d changes", len(again), len(cs), n, len(changes))
 	}
+
+	// Another comparison in a directory of the same name is another device:
+	// its changes are not taken for the first job's.
+	other := filepath.Join(dir, "other", "job")
+	if err := imageryCmd(ctx, []string{"compare", "--before", before, "--after", after, "--tile", "256", "--job", other,
+		"--out", filepath.Join(dir, "other.geojson"), "--cloud", url, "--token", "demo-admin"}); err != nil {
+		t.Fatal(err)
+	}
+	j2, err := imagery.OpenJob(other, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j2.DeviceID() == j.DeviceID() {
+		t.Fatalf("both jobs file as %s", j.DeviceID())
+	}
+	if n2, _ := db.Store.ReportCount(ctx); n2 != n+len(j2.Changes()) {
+		t.Fatalf("%d reports after the second job's %d changes, want %d", n2, len(j2.Changes()), n+len(j2.Changes()))
+	}
 }
