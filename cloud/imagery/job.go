@@ -579,8 +579,14 @@ func (j *Job) processUnit(src Source, u Unit, m *change.Model, area *georef.Area
 		if edge {
 			jc.Part = &Part{Core: [4]int{origin.X, origin.Y, origin.X + cw, origin.Y + ch},
 				Runs: runsOf(labels, comps[k], cw, origin)}
-			res.Changes = append(res.Changes, jc)
-			continue
+			if c.Pixels < m.Post.MinArea || c.AreaM2 < minAreaM2 {
+				// Kept only if a neighbour's piece makes it large enough;
+				// the merge then crops the whole.
+				res.Changes = append(res.Changes, jc)
+				continue
+			}
+			// Crops now, from the pixels at hand: a piece that touches no
+			// other is a change as it is.
 		}
 		if err := j.writeCrops(&jc, a, p.After, p.Grid, box); err != nil {
 			return res, err

@@ -12,7 +12,7 @@ import (
 // maxCropSide bounds the region read around a merged change for its crops,
 // pixels per side: a verifier needs the building and its surroundings, not
 // a whole construction site at full resolution.
-const maxCropSide = 2048
+const maxCropSide = 1024
 
 // merge turns the finished units' findings into the job's changes: a
 // region that crosses unit borders was found as one piece per unit (Part);
@@ -146,6 +146,18 @@ func groupParts(parts []JobChange) [][]int {
 // mergeGroup makes one change of touching pieces; ok is false when the
 // whole is below the size limits.
 func (j *Job) mergeGroup(src Source, m *change.Model, minAreaM2 float64, parts []JobChange) (JobChange, bool, error) {
+	if len(parts) == 1 {
+		// Touches no piece of another unit: the change is the piece as its
+		// unit found it (crops included when it is large enough).
+		c := parts[0]
+		if c.Pixels < m.Post.MinArea || c.AreaM2 < minAreaM2 {
+			return JobChange{}, false, nil
+		}
+		if c.Before != "" {
+			c.Part = nil
+			return c, true, nil
+		}
+	}
 	var box image.Rectangle
 	var pixels int
 	var scoreSum float64
