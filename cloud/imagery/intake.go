@@ -26,8 +26,8 @@ type EvidencePutter interface {
 
 // FileOptions choose which changes are significant enough to become cases.
 type FileOptions struct {
-	MinScore  float64 // changes scoring below are kept in the GeoJSON only
-	MinAreaM2 float64 // so are changes smaller than this
+	MinScore  float64 `json:"min_score"`   // changes scoring below are kept in the GeoJSON only
+	MinAreaM2 float64 `json:"min_area_m2"` // so are changes smaller than this
 }
 
 // FileSummary counts what filing did.

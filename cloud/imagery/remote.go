@@ -85,10 +85,11 @@ func (c *Cloud) Check(ctx context.Context, category string) error {
 	if err != nil {
 		return err
 	}
-	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest {
+		defer resp.Body.Close()
 		return apiError(resp, "cloud "+c.base.String())
 	}
+	resp.Body.Close()
 	resp, err = c.do(ctx, http.MethodGet, "/api/v1/taxonomy", "application/json", nil)
 	if err != nil {
 		return err

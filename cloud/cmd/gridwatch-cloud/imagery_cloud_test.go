@@ -115,7 +115,7 @@ func testCompareFilesInCloud(t *testing.T, backend string) {
 	}{
 		{"no scheme", []string{"--cloud", strings.TrimPrefix(url, "http://"), "--token", "demo-admin"}, "want the cloud's address"},
 		{"no token", []string{"--cloud", url, "--token", ""}, "--token"},
-		{"verifier token", []string{"--cloud", url, "--token", "demo-verifier"}, "an admin token is needed"},
+		{"verifier token", []string{"--cloud", url, "--token", "demo-verifier"}, "an admin token is needed (403: filing imagery changes needs the admin role)"},
 		{"unknown token", []string{"--cloud", url, "--token", "nobody"}, "refused the token"},
 		{"unknown category", []string{"--cloud", url, "--token", "demo-admin", "--category", "9999"}, "--category 9999 is not an event code"},
 		{"limits without cloud", []string{"--file-min-score", "0.5"}, "need --cloud"},
