@@ -33,8 +33,7 @@ func (j *Job) merge(src Source, m *change.Model, minAreaM2 float64, workers int)
 		}
 	}
 	groups := groupParts(parts)
-	merged := make([]JobChange, len(groups))
-	keep := make([]bool, len(groups))
+	merged := make([][]JobChange, len(groups))
 	errs := make([]error, len(groups))
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -47,7 +46,7 @@ func (j *Job) merge(src Source, m *change.Model, minAreaM2 float64, workers int)
 				for i, k := range groups[gi] {
 					members[i] = parts[k]
 				}
-				merged[gi], keep[gi], errs[gi] = j.mergeGroup(src, m, minAreaM2, members)
+				merged[gi], errs[gi] = j.mergeGroup(src, m, minAreaM2, members)
 				if errs[gi] != nil {
 					errs[gi] = fmt.Errorf("change %s: %w", members[0].ID, errs[gi])
 				}
@@ -63,9 +62,7 @@ func (j *Job) merge(src Source, m *change.Model, minAreaM2 float64, workers int)
 		if errs[gi] != nil {
 			return nil, errs[gi]
 		}
-		if keep[gi] {
-			out = append(out, merged[gi])
-		}
+		out = append(out, merged[gi]...)
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Seq < out[b].Seq })
 	if out == nil {
@@ -143,20 +140,29 @@ func groupParts(parts []JobChange) [][]int {
 	return out
 }
 
-// mergeGroup makes one change of touching pieces; ok is false when the
-// whole is below the size limits.
-func (j *Job) mergeGroup(src Source, m *change.Model, minAreaM2 float64, parts []JobChange) (JobChange, bool, error) {
-	if len(parts) == 1 {
+// maxMergeSide bounds a merged change, pixels per side: touching pieces
+// spanning more than this are not a building but a region of change (or a
+// misregistered stretch); they stay one change per unit, as found, rather
+// than be traced as one mask of that size.
+const maxMergeSide = 8192
+
+// mergeGroup makes one change of touching pieces (none when the whole is
+// below the size limits).
+func (j *Job) mergeGroup(src Source, m *change.Model, minAreaM2 float64, parts []JobChange) ([]JobChange, error) {
+	asFound := func() []JobChange {
+		var out []JobChange
+		for _, c := range parts {
+			if c.Pixels >= m.Post.MinArea && c.AreaM2 >= minAreaM2 && c.Before != "" {
+				c.Part = nil
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	if len(parts) == 1 && (parts[0].Before != "" || parts[0].Pixels < m.Post.MinArea || parts[0].AreaM2 < minAreaM2) {
 		// Touches no piece of another unit: the change is the piece as its
 		// unit found it (crops included when it is large enough).
-		c := parts[0]
-		if c.Pixels < m.Post.MinArea || c.AreaM2 < minAreaM2 {
-			return JobChange{}, false, nil
-		}
-		if c.Before != "" {
-			c.Part = nil
-			return c, true, nil
-		}
+		return asFound(), nil
 	}
 	var box image.Rectangle
 	var pixels int
@@ -169,7 +175,10 @@ func (j *Job) mergeGroup(src Source, m *change.Model, minAreaM2 float64, parts [
 		scoreSum += p.Score * float64(p.Pixels)
 	}
 	if pixels < m.Post.MinArea {
-		return JobChange{}, false, nil
+		return nil, nil
+	}
+	if box.Dx() > maxMergeSide || box.Dy() > maxMergeSide {
+		return asFound(), nil
 	}
 	// The whole region as one mask, with a one-pixel empty frame; holes
 	// across the border are filled as within a unit.
@@ -193,14 +202,14 @@ func (j *Job) mergeGroup(src Source, m *change.Model, minAreaM2 float64, parts [
 	}
 	piece, err := src.Region(read)
 	if err != nil {
-		return JobChange{}, false, err
+		return nil, err
 	}
 	polys, err := Polygons(mask, func(int) float64 { return 0 }, org.Sub(piece.Origin), piece.Grid, 0)
 	if err != nil {
-		return JobChange{}, false, err
+		return nil, err
 	}
 	if len(polys) == 0 {
-		return JobChange{}, false, nil
+		return nil, nil
 	}
 	// One region by construction; should tracing ever split it, the
 	// largest piece gives the outline and all count for the area.
@@ -215,7 +224,7 @@ func (j *Job) mergeGroup(src Source, m *change.Model, minAreaM2 float64, parts [
 		}
 	}
 	if area < minAreaM2 {
-		return JobChange{}, false, nil
+		return nil, nil
 	}
 	first := parts[0]
 	c := JobChange{ID: first.ID, Seq: first.Seq, Ring: polys[best].Ring, AreaM2: area, Score: scoreSum / float64(pixels), Pixels: px}
@@ -226,7 +235,7 @@ func (j *Job) mergeGroup(src Source, m *change.Model, minAreaM2 float64, parts [
 	c.Lon, c.Lat = piece.Grid.LonLat(float64(pb[0]+pb[2])/2, float64(pb[1]+pb[3])/2)
 	cropBox := box.Sub(piece.Origin).Intersect(image.Rect(0, 0, piece.Before.W, piece.Before.H))
 	if err := j.writeCrops(&c, piece.Before, piece.After, piece.Grid, cropBox); err != nil {
-		return JobChange{}, false, err
+		return nil, err
 	}
-	return c, true, nil
+	return []JobChange{c}, nil
 }
