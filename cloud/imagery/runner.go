@@ -83,10 +83,11 @@ type runState struct {
 	Error    string       `json:"error,omitempty"`
 	Filed    *FileSummary `json:"filed,omitempty"`
 	Restarts int          `json:"restarts,omitempty"`
+	Units    int          `json:"units_total,omitempty"` // known once it has run
 }
 
 func (r *Runner) saveRun(id string, st *RunStatus) error {
-	rs := runState{State: st.State, Spec: st.Spec, File: st.File, Posted: st.Started, Error: st.Error, Filed: st.Filed, Restarts: st.Restarts}
+	rs := runState{State: st.State, Spec: st.Spec, File: st.File, Posted: st.Started, Error: st.Error, Filed: st.Filed, Restarts: st.Restarts, Units: st.Total}
 	data, _ := json.MarshalIndent(rs, "", "  ")
 	dir := filepath.Join(r.Dir, id)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -177,7 +178,7 @@ func (r *Runner) Resume(ctx context.Context) ([]string, error) {
 			continue
 		}
 		st := &RunStatus{ID: p.id, State: JobQueued, Spec: p.rs.Spec, File: p.rs.File, Started: p.rs.Posted,
-			Updated: time.Now().UTC(), Filed: p.rs.Filed, Restarts: p.rs.Restarts + 1}
+			Updated: time.Now().UTC(), Filed: p.rs.Filed, Restarts: p.rs.Restarts + 1, Total: p.rs.Units}
 		if j, err := OpenJob(filepath.Join(r.Dir, p.id), nil); err == nil {
 			st.Done, st.Resumed, st.Changes = len(j.done), len(j.done), len(j.Changes())
 		}
@@ -304,6 +305,10 @@ func (r *Runner) diskStatus(id string) (RunStatus, bool) {
 	}
 	if rerr == nil { // a job queued but not started yet has only run.json
 		st.State, st.Spec, st.File, st.Started, st.Error, st.Filed, st.Restarts = rs.State, rs.Spec, rs.File, rs.Posted, rs.Error, rs.Filed, rs.Restarts
+		st.Total = rs.Units
+		if st.Total > 0 {
+			st.Progress = float64(st.Done) / float64(st.Total)
+		}
 	}
 	if data, err := os.ReadFile(filepath.Join(r.Dir, id, SummaryFile)); err == nil {
 		var s Summary
@@ -421,7 +426,10 @@ func (r *Runner) run(ctx context.Context, id string) {
 	j.State.ModelName, j.State.ModelSHA256 = m.Name, entry.SHA256
 	log.Info("imagery job running", "before", spec.Before, "after", spec.After, "area", spec.Area, "units_done", len(j.done))
 	sum, err := j.Run(ctx, m, RunOptions{Progress: func(p Progress) {
-		r.update(id, false, func(st *RunStatus) {
+		r.mu.Lock()
+		first := r.jobs[id] != nil && r.jobs[id].Total != p.Total
+		r.mu.Unlock()
+		r.update(id, first, func(st *RunStatus) { // run.json learns the unit count once
 			st.Done, st.Total, st.Resumed, st.Changes = p.Done, p.Total, p.Resumed, p.Changes
 			if p.Total > 0 {
 				st.Progress = float64(p.Done) / float64(p.Total)

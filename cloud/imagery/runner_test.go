@@ -85,7 +85,7 @@ func testRunnerRestart(t *testing.T, backend string) {
 	}
 	r1.Wait()
 	mid, _ := (&Runner{Dir: jobs}).Status(a.ID)
-	if mid.State != JobRunning || mid.Done < 3 || mid.Done >= 16 {
+	if mid.State != JobRunning || mid.Done < 3 || mid.Done >= 16 || mid.Total != 16 {
 		t.Fatalf("after the stop the first job reads %+v: want running with 3-15 units done", mid)
 	}
 	if st, _ := (&Runner{Dir: jobs}).Status(b.ID); st.State != JobQueued {
