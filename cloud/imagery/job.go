@@ -104,7 +104,8 @@ type JobChange struct {
 	Pixels       int    `json:"pixels,omitempty"`
 	// Part is set on a unit's piece of a region that reaches the unit's
 	// border: when every unit has finished, the pieces that touch across
-	// borders become one change (merge.go). Pieces have no crops.
+	// borders become one change (merge.go). A piece has crops only when it
+	// is large enough to be a change on its own.
 	Part *Part `json:"part,omitempty"`
 	// Parts lists the ids of the unit pieces a merged change is made of.
 	Parts []string `json:"parts,omitempty"`
