@@ -33,6 +33,14 @@ type Model struct {
 	// training pairs (pairs split into folds): an in-domain estimate.
 	OutOfFold OutOfFold `json:"out_of_fold"`
 	Ensemble  Ensemble  `json:"ensemble"`
+	// Net, when set, replaces the features and trees: a small convolutional
+	// network (cnn.go) gives the probabilities. NetConfig is its recipe.
+	Net       *Net       `json:"net,omitempty"`
+	NetConfig *NetConfig `json:"net_config,omitempty"`
+	// TrainingFit scores the post-processed probabilities on the training
+	// pairs themselves (the network's post-processing is chosen there): an
+	// optimistic, in-sample figure.
+	TrainingFit *OutOfFold `json:"training_fit,omitempty"`
 }
 
 // OutOfFold are pooled scores of out-of-fold predictions.
@@ -79,7 +87,12 @@ func (p PostParams) Reach() int { return p.Smooth + 2*p.Open + 2*p.Close }
 
 // Reach is how far the model's probability at a pixel looks (largest
 // feature window plus the interpolation stride).
-func (m *Model) Reach() int { return slices.Max(m.Scales) + m.Stride + m.Post.Reach() }
+func (m *Model) Reach() int {
+	if m.Net != nil {
+		return m.Net.Reach() + m.Post.Reach()
+	}
+	return slices.Max(m.Scales) + m.Stride + m.Post.Reach()
+}
 
 // Load reads a model file and, when wantSHA256 is not empty, refuses a file
 // whose sha256 differs (a model must be the one its manifest measured).
@@ -104,6 +117,12 @@ func Load(path, wantSHA256 string) (*Model, string, error) {
 }
 
 func (m *Model) validate() error {
+	if m.Net != nil {
+		if m.Stride < 1 {
+			m.Stride = 1
+		}
+		return m.Net.validate()
+	}
 	if !slices.Equal(m.Features, FeatureNames(m.Scales, m.FeatureSet)) {
 		return fmt.Errorf("feature list does not match this build's features for scales %v (model built by another version?)", m.Scales)
 	}
@@ -150,6 +169,12 @@ func (m *Model) Prob(a, b *Image) ([]float32, error) {
 // ProbWorkers is Prob with a given number of goroutines (1 when the caller
 // already runs tiles in parallel).
 func (m *Model) ProbWorkers(a, b *Image, workers int) ([]float32, error) {
+	if m.Net != nil {
+		if a.W != b.W || a.H != b.H || a.W < 1 || a.H < 1 {
+			return nil, fmt.Errorf("prob: dates are %dx%d and %dx%d", a.W, a.H, b.W, b.H)
+		}
+		return m.Net.Prob(a, b, max(workers, 1)), nil
+	}
 	f, err := newFeaturizer(a, b, m.Scales, m.FeatureSet, workers)
 	if err != nil {
 		return nil, err
