@@ -101,10 +101,19 @@ func (e *Engine) facility(r wire.Report) (fac registry.Facility, coverish bool, 
 	return fac, coverish, e.inFleet(r)
 }
 
-// inFleet refuses a camera's cover or occupation report that the fleet
-// registry does not account for, before it is stored or opens a case.
+// inFleet refuses a report the fleet registry does not account for, before it
+// is stored or opens a case: a cover or occupation report from a box, camera,
+// facility or zone not registered together, or a sensor alarm relayed by a box
+// that is not registered (the fleet does not list a box's sensors, so a
+// registered box's sensor is taken on the facility registry's word).
 func (e *Engine) inFleet(r wire.Report) error {
-	if e.Fleet == nil || r.Kind != wire.ReportCover && r.Kind != wire.ReportOccupation {
+	if e.Fleet == nil || r.Kind != wire.ReportCover && r.Kind != wire.ReportOccupation && r.Kind != wire.ReportSensor {
+		return nil
+	}
+	if r.Kind == wire.ReportSensor {
+		if _, ok := e.Fleet.Box(r.Device); !ok {
+			return fmt.Errorf("box %s sensor %s: box %s is not registered: %w", r.Device, r.Sensor.Sensor, r.Device, ErrNotInFleet)
+		}
 		return nil
 	}
 	what := "facility " + r.FacilityID

@@ -53,6 +53,7 @@ func testFleet(t *testing.T) *registry.Fleet {
 func TestFleetRefusesUnregisteredReports(t *testing.T) {
 	cover := func(t *testing.T) []byte { return golden(t, "report-cover-new.json") }
 	occupation := func(t *testing.T) []byte { return golden(t, "report-occupation-new.json") }
+	sensor := func(t *testing.T) []byte { return golden(t, "report-sensor-new.json") }
 	asDevice := func(b []byte, device string) []byte {
 		return bytes.Replace(b, []byte(`"device": "`+goldenDevice+`"`), []byte(`"device": "`+device+`"`), 1)
 	}
@@ -84,7 +85,13 @@ func TestFleetRefusesUnregisteredReports(t *testing.T) {
 			payload: occupation,
 			reason:  "box box-chaoyang-0001 camera cam1 zone lane-east: lane-east is not one of the camera's registered zones",
 		},
+		{
+			name: "sensor alarm relayed by a box not in the fleet", device: "box-chaoyang-0009",
+			payload: func(t *testing.T) []byte { return asDevice(sensor(t), "box-chaoyang-0009") },
+			reason:  "box box-chaoyang-0009 sensor tilt-0007: box box-chaoyang-0009 is not registered",
+		},
 		{name: "registered cover", device: goldenDevice, payload: cover},
+		{name: "sensor alarm relayed by a registered box", device: goldenDevice, payload: sensor},
 		{
 			name: "registered zone", device: "box-chaoyang-0002",
 			payload: func(t *testing.T) []byte { return asDevice(occupation(t), "box-chaoyang-0002") },

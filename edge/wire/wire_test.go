@@ -10,7 +10,7 @@ import (
 )
 
 func TestGoldenReportsRoundTrip(t *testing.T) {
-	for _, name := range []string{"report-cover-new.json", "report-cover-end.json", "report-occupation-new.json", "report-change-new.json"} {
+	for _, name := range []string{"report-cover-new.json", "report-cover-end.json", "report-occupation-new.json", "report-change-new.json", "report-sensor-new.json"} {
 		t.Run(name, func(t *testing.T) {
 			b, err := os.ReadFile(filepath.Join("testdata", name))
 			if err != nil {
