@@ -33,6 +33,8 @@ type Observation struct {
 	Dark       float64 // share of the region much darker than the reference
 	Open       float64 // the classifier's probability of an open shaft (-1: no classifier)
 	Ring       float64 // correlation of the surroundings with their usual look (1: not judged)
+	Above      float64 // share of the surroundings just above the lid that changed (something standing on it)
+	Below      float64 // ... just below it
 }
 
 // Change is a confirmed change of a cover's state, the start or end of an
@@ -220,7 +222,13 @@ func (m *Monitor) enrolIfClosed(frame gocv.Mat) error {
 // for a closed look. Up to steadyGap checks in a row that show something
 // else (a car passing over the lid) do not break the run.
 func (w *watched) steady(frame gocv.Mat, p float64) error {
-	if w.enrolled && (p >= openAbove || w.refN == 0) {
+	// A reference taken from one picture that has not matched the lid
+	// since (we are here only then) is as good as none: it may show a car
+	// that was passing, and a worn lid the classifier is never sure of
+	// would otherwise be judged against that car for good. A steady look
+	// replaces it as it would enrol a cover without one.
+	oneLook := w.enrolled && w.refN == 0
+	if w.enrolled && !oneLook && p >= openAbove {
 		w.dropPending()
 		return nil
 	}
@@ -232,7 +240,7 @@ func (w *watched) steady(frame gocv.Mat, p float64) error {
 	if err != nil {
 		return fmt.Errorf("enrol %s: %w", w.FacilityID, err)
 	}
-	if w.enrolled {
+	if w.enrolled && !oneLook {
 		// A steady reference: count its looks.
 		if sameLook(crop, w.ref) {
 			w.refN++
@@ -396,22 +404,23 @@ func (m *Monitor) step(w *watched, obs Observation, at time.Time) (Change, bool)
 
 // Thresholds of the single-check decision.
 const (
-	presentNCC   = 0.45 // correlation with the reference above which the cover is there
-	surePresent  = 0.8  // ... whatever else is seen
-	missingDark  = 0.45 // share of dark pixels above which the shaft is open
-	darkRatio    = 0.45 // "dark": below this share of the reference's mean brightness
-	tooDark      = 18.0 // mean grey below which nothing can be said
-	openAbove    = 0.8  // classifier probability that alone says "open"
-	closedBelow  = 0.45 // classifier probability below which a lid is taken as closed
-	ringChanged  = 0.5  // surroundings' correlation below which something stands over the cover
-	ringSame     = 0.7  // the lid's own correlation above which nothing stands on it
-	sameMeanDiff = 6.0  // mean grey-level difference of two looks of the same flat lid
-	steadyChecks = 10   // checks an unchanging look the classifier is unsure of must last to be enrolled
-	steadyGap    = 2    // checks in a row of something else (passing traffic) that do not break that run
-	ringFlat     = 4.0  // grey-level spread below which the surroundings have no pattern to compare
-	ringAbs      = 12.0 // grey levels a cell of the surroundings may differ by in the same light
-	ringRel      = 0.2  // ... or this share of its predicted value
-	ringCover    = 0.3  // share of changed cells that means something stands there
+	presentNCC      = 0.45 // correlation with the reference above which the cover is there
+	surePresent     = 0.8  // ... whatever else is seen
+	missingDark     = 0.45 // share of dark pixels above which the shaft is open
+	darkRatio       = 0.45 // "dark": below this share of the reference's mean brightness
+	tooDark         = 18.0 // mean grey below which nothing can be said
+	openAbove       = 0.8  // classifier probability that alone says "open"
+	closedBelow     = 0.45 // classifier probability below which a lid is taken as closed
+	ringChanged     = 0.5  // surroundings' correlation below which something stands over the cover
+	ringSame        = 0.7  // the lid's own correlation above which nothing stands on it
+	sameMeanDiff    = 6.0  // mean grey-level difference of two looks of the same flat lid
+	steadyChecks    = 10   // checks an unchanging look the classifier is unsure of must last to be enrolled
+	steadyGap       = 2    // checks in a row of something else (passing traffic) that do not break that run
+	ringFlat        = 4.0  // grey-level spread below which the surroundings have no pattern to compare
+	ringAbs         = 12.0 // grey levels a cell of the surroundings may differ by in the same light
+	ringRel         = 0.2  // ... or this share of its predicted value
+	ringCover       = 0.3  // share of changed cells that means something stands there
+	standingChanged = 0.25 // share of changed cells just above or below the lid that means something stands there
 )
 
 // ringGrid is the grid the surroundings are compared on: the region grown
@@ -456,6 +465,56 @@ func (w *watched) surroundings(frame gocv.Mat) ([]float32, float64, error) {
 		return look, 1, nil
 	}
 	return look, ringCorrelation(w.ring, look), nil
+}
+
+// standing is the share of the surroundings' cells directly above (side 0)
+// or below (side 1) the lid in the picture (the region's width, one region
+// height up or down) that differ from their reference in the frame's
+// light: whatever stands on or just before the lid (a person, a car)
+// reaches past it, while a hole leaves the road beyond and before it as it
+// was. 0 when there is nothing to compare.
+func (w *watched) standing(frame gocv.Mat, look []float32, side int) float64 {
+	if len(look) == 0 || len(w.ring) != len(look) {
+		return 0
+	}
+	g, ok := medianGain(w.ring, look)
+	if !ok {
+		return 0
+	}
+	r := w.Region
+	big := image.Rect(r.Min.X-r.Dx(), r.Min.Y-r.Dy(), r.Max.X+r.Dx(), r.Max.Y+r.Dy()).
+		Intersect(image.Rect(0, 0, frame.Cols(), frame.Rows()))
+	sx := float64(big.Dx()) / float64(ringGrid.X)
+	sy := float64(big.Dy()) / float64(ringGrid.Y)
+	var n, changed int
+	for y := 0; y < ringGrid.Y; y++ {
+		py := float64(big.Min.Y) + (float64(y)+0.5)*sy
+		if py >= float64(r.Min.Y) == (side == 0) {
+			continue
+		}
+		if side == 1 && py < float64(r.Max.Y) {
+			continue
+		}
+		for x := 0; x < ringGrid.X; x++ {
+			px := float64(big.Min.X) + (float64(x)+0.5)*sx
+			if px < float64(r.Min.X) || px >= float64(r.Max.X) {
+				continue
+			}
+			i := y*ringGrid.X + x
+			ref, cur := w.ring[i], look[i]
+			if ref != ref || cur != cur || ref < 8 {
+				continue
+			}
+			n++
+			if !cellAgrees(ref, cur, g) {
+				changed++
+			}
+		}
+	}
+	if n < 4 {
+		return 0
+	}
+	return float64(changed) / float64(n)
 }
 
 // ringCorrelation compares the surroundings with their reference: 0 when
@@ -519,6 +578,32 @@ func ringCorrelation(ref, cur []float32) float64 {
 	return cov / math.Sqrt(va*vb)
 }
 
+// medianGain is the median ratio cur/ref over the cells both have (ref at
+// least 8 grey levels), and whether there were enough cells to say.
+func medianGain(ref, cur []float32) (float64, bool) {
+	if len(ref) == 0 || len(ref) != len(cur) {
+		return 1, false
+	}
+	var ratios []float64
+	for i := range ref {
+		if ref[i] == ref[i] && cur[i] == cur[i] && ref[i] >= 8 {
+			ratios = append(ratios, float64(cur[i])/float64(ref[i]))
+		}
+	}
+	if len(ratios) < 16 {
+		return 1, false
+	}
+	slices.Sort(ratios)
+	return ratios[len(ratios)/2], true
+}
+
+// cellAgrees tells whether a cell of the surroundings that read ref reads
+// cur in light g times as bright.
+func cellAgrees(ref, cur float32, g float64) bool {
+	want := g * float64(ref)
+	return math.Abs(float64(cur)-want) <= math.Max(ringAbs, ringRel*want)
+}
+
 func (m *Monitor) observe(frame gocv.Mat, w *watched) (Observation, error) {
 	p := -1.0
 	if m.classify != nil {
@@ -556,6 +641,7 @@ func (m *Monitor) observe(frame gocv.Mat, w *watched) (Observation, error) {
 	if err != nil {
 		return Observation{}, err
 	}
+	above, below := w.standing(frame, ring, 0), w.standing(frame, ring, 1)
 	// "Dark" is judged in the frame's light: the lid's enrolled brightness
 	// scaled by how much the road around it has darkened or brightened
 	// since (dusk falls; a fixed threshold would call a lid in the evening
@@ -566,7 +652,7 @@ func (m *Monitor) observe(frame gocv.Mat, w *watched) (Observation, error) {
 	gocv.Threshold(crop, &dark, float32(want*darkRatio), 255, gocv.ThresholdBinaryInv)
 	darkShare := float64(gocv.CountNonZero(dark)) / float64(size.X*size.Y)
 	mean := crop.Mean().Val1
-	o := Observation{NCC: ncc, Dark: darkShare, Open: p, Ring: ringNCC}
+	o := Observation{NCC: ncc, Dark: darkShare, Open: p, Ring: ringNCC, Above: above, Below: below}
 	if ncc >= ringSame {
 		// The lid is seen as it should be, so nothing stands on it: the
 		// surroundings' look follows the light and the weather. Never
@@ -602,6 +688,13 @@ func (m *Monitor) observe(frame gocv.Mat, w *watched) (Observation, error) {
 		o.State, o.Confidence = wire.CoverUnknown, 0.5
 	default:
 		o.State, o.Confidence = wire.CoverOccluded, clamp01(1-ncc0)
+	}
+	if st := math.Max(above, below); o.State == wire.CoverMissing && st >= standingChanged {
+		// Something upright stands on or in front of the lid and reaches
+		// past it (a person: legs and a coat over a lid look like a
+		// hole), not a hole, which leaves the road beyond and before it
+		// as it was.
+		o.State, o.Confidence = wire.CoverOccluded, st
 	}
 	return o, nil
 }

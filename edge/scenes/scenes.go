@@ -36,6 +36,15 @@ type Options struct {
 	OccupancyFPS   float64          // pictures analysed per second (default 2, as the agent)
 	Dir            string           // where the rendered H.264 goes (default: the system's temp dir)
 	Keep           bool             // keep the H.264 and truth.json instead of removing them
+	// CoversOnly runs the cover monitor alone: the zones and occupation
+	// episodes are dropped from the truth, so only the cover scores mean
+	// anything (for long runs that measure false cover reports, where
+	// decoding every picture for the occupancy detector would cost most).
+	CoversOnly bool
+	// CoverTrace, if set, is called after every cover check with each
+	// cover's observation and confirmed state (for finding out why a
+	// cover is reported as it is).
+	CoverTrace func(at float64, facilityID string, obs cover.Observation, state string)
 }
 
 // CoverReport is one confirmed cover change, at seconds from the start.
@@ -70,6 +79,25 @@ var t0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 func RunSeed(ctx context.Context, seed int64, o Options) (Run, error) {
 	sc := sim.Suite(seed, o.Scene)
 	return RunScene(ctx, sc, o)
+}
+
+// RenderSeed renders suite scene `seed` into o.Dir and keeps it (the H.264
+// and its truth.json, as RunScene leaves them with Keep) without running
+// the detectors: DetectFile scores it later, so rendering can start before
+// the detectors are final.
+func RenderSeed(ctx context.Context, seed int64, o Options) (Run, error) {
+	o.Keep = true
+	sc := sim.Suite(seed, o.Scene)
+	path := filepath.Join(o.Dir, fmt.Sprintf("scene-%d-%d.h264", sc.Seed, os.Getpid()))
+	start := time.Now()
+	truth, err := sc.RenderH264(ctx, path, nil)
+	if err != nil {
+		return Run{}, err
+	}
+	if err := sim.WriteTruth(path+".truth.json", truth); err != nil {
+		return Run{}, err
+	}
+	return Run{Truth: truth, Render: time.Since(start)}, nil
 }
 
 // RunScene renders sc and runs the detectors over it.
@@ -119,6 +147,9 @@ func DetectFile(ctx context.Context, path string, truth sim.Truth, o Options) (R
 	}
 	if o.OccupancyFPS <= 0 {
 		o.OccupancyFPS = 2
+	}
+	if o.CoversOnly {
+		truth.Zones, truth.Episodes = nil, nil
 	}
 	run := Run{Truth: truth}
 	start := time.Now()
@@ -217,6 +248,12 @@ func detect(ctx context.Context, stream []byte, truth sim.Truth, o Options, run 
 		mat.Close()
 		if err != nil {
 			return err
+		}
+		if o.CoverTrace != nil {
+			states := mon.States()
+			for id, obs := range mon.Last() {
+				o.CoverTrace(pts.Seconds(), id, obs, states[id])
+			}
 		}
 		for _, c := range changes {
 			run.Covers = append(run.Covers, CoverReport{FacilityID: c.FacilityID, Phase: c.Phase, State: c.State, At: c.At.Sub(t0).Seconds()})

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,14 +44,21 @@ func runEvalScenes(ctx context.Context, args []string, stdout, stderr io.Writer)
 	manifest := fs.String("model", "models/cover-state/manifest.json", "the cover classifier's manifest (\"\": reference look only)")
 	parallel := fs.Int("parallel", 2, "seeds run at once")
 	keep := fs.String("keep", "", "keep each seed's H.264 and truth.json in this directory")
+	coversOnly := fs.Bool("covers-only", false, "run the cover monitor alone (no occupancy detector, occupation not scored): for long runs that measure false cover reports")
+	renderOnly := fs.Bool("render-only", false, "with --keep: render and keep the scenes, do not run the detectors (score them later with --replay)")
 	replay := fs.String("replay", "", "do not render: run the detectors on the scenes an earlier --keep left in this directory")
 	asJSON := fs.Bool("json", false, "print one JSON object as the last line")
 	list := fs.Bool("list", false, "print every truth episode and every report of each seed on stderr")
+	combine := fs.Bool("combine", false, "do not run anything: add up the JSON results (the last line of each file named after the flags) of earlier runs over different seeds")
+	trace := fs.String("trace", "", "print every check of the cover with this facility id (state, confidence, correlations, dark share, classifier) on stderr")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
+	}
+	if *combine {
+		return combineScenes(fs.Args(), stdout)
 	}
 	seeds, err := parseSeeds(*seedsArg)
 	if err != nil {
@@ -76,7 +84,22 @@ func runEvalScenes(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		defer pprof.StopCPUProfile()
 	}
-	opts := scenes.Options{Scene: sim.SuiteOptions{Width: *width, FPS: *fps, Duration: *duration, Dwell: *dwell}}
+	opts := scenes.Options{Scene: sim.SuiteOptions{Width: *width, FPS: *fps, Duration: *duration, Dwell: *dwell}, CoversOnly: *coversOnly}
+	if *renderOnly && (*keep == "" || *replay != "") {
+		return fmt.Errorf("eval scenes: --render-only needs --keep DIR (and no --replay)")
+	}
+	if *trace != "" {
+		var tmu sync.Mutex
+		opts.CoverTrace = func(at float64, id string, o cover.Observation, state string) {
+			if id != *trace {
+				return
+			}
+			tmu.Lock()
+			defer tmu.Unlock()
+			fmt.Fprintf(stderr, "trace %s %7.1f s: %-8s conf %.2f ncc %.2f dark %.2f open %.2f ring %.2f above %.2f below %.2f confirmed %s\n",
+				id, at, o.State, o.Confidence, o.NCC, o.Dark, o.Open, o.Ring, o.Above, o.Below, state)
+		}
+	}
 	if *keep != "" {
 		if err := os.MkdirAll(*keep, 0o755); err != nil {
 			return fmt.Errorf("eval scenes: --keep: %w", err)
@@ -110,9 +133,21 @@ func runEvalScenes(ctx context.Context, args []string, stdout, stderr io.Writer)
 			for i := range next {
 				var run scenes.Run
 				var err error
-				if *replay != "" {
+				switch {
+				case *renderOnly:
+					run, err := scenes.RenderSeed(ctx, seeds[i], o)
+					if err != nil {
+						errs[i] = err
+						continue
+					}
+					mu.Lock()
+					done++
+					fmt.Fprintf(stderr, "scenes: seed %d rendered (%d/%d): %.2f camera-hours in %.0fs\n", seeds[i], done, len(seeds), run.Truth.Duration/3600, run.Render.Seconds())
+					mu.Unlock()
+					continue
+				case *replay != "":
 					run, err = replaySeed(ctx, *replay, seeds[i], o)
-				} else {
+				default:
 					run, err = scenes.RunSeed(ctx, seeds[i], o)
 				}
 				if err != nil {
@@ -146,6 +181,15 @@ func runEvalScenes(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	if *renderOnly {
+		for i, err := range errs {
+			if err != nil {
+				return fmt.Errorf("eval scenes: seed %d: %w", seeds[i], err)
+			}
+		}
+		fmt.Fprintf(stdout, "rendered %d seeds into %s in %.0f s; score them with --replay %s\n", len(seeds), *keep, time.Since(start).Seconds(), *keep)
+		return nil
+	}
 	var total scenes.Score
 	for i, err := range errs {
 		if err != nil {
@@ -172,6 +216,11 @@ func runEvalScenes(ctx context.Context, args []string, stdout, stderr io.Writer)
 		"cover_latency_p50_s":                jsonNum(scenes.Quantile(total.CoverLatencies, 0.5)),
 		"occupancy_latency_p50_s":            jsonNum(scenes.Quantile(total.OccLatencies, 0.5)),
 		"cover_episodes":                     total.CoverEpisodes,
+		"cover_found":                        total.CoverFound,
+		"occupancy_found":                    total.OccFound,
+		"occupancy_correct":                  total.OccCorrect,
+		"cover_latencies_s":                  total.CoverLatencies,
+		"occupancy_latencies_s":              total.OccLatencies,
 		"cover_false_reports":                total.CoverFalse,
 		"cover_duplicate_reports":            total.CoverDuplicate,
 		"dark_cover_episodes":                total.DarkEpisodes,
@@ -301,4 +350,94 @@ func parseSeeds(s string) ([]int64, error) {
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// sceneResult is the JSON line of one eval scenes run, as far as runs over
+// different seeds can be added up.
+type sceneResult struct {
+	Seeds         []int64   `json:"seeds"`
+	Hours         float64   `json:"camera_hours"`
+	CoverEpisodes int       `json:"cover_episodes"`
+	CoverFound    *int      `json:"cover_found"`
+	CoverFalse    int       `json:"cover_false_reports"`
+	CoverDup      int       `json:"cover_duplicate_reports"`
+	DarkEpisodes  int       `json:"dark_cover_episodes"`
+	DarkFound     int       `json:"dark_cover_episodes_found"`
+	OccEpisodes   int       `json:"occupancy_episodes"`
+	OccReports    int       `json:"occupancy_reports"`
+	OccFound      *int      `json:"occupancy_found"`
+	OccCorrect    *int      `json:"occupancy_correct"`
+	CoverLat      []float64 `json:"cover_latencies_s"`
+	OccLat        []float64 `json:"occupancy_latencies_s"`
+	Wall          float64   `json:"wall_s"`
+}
+
+// combineScenes adds up the results of eval scenes runs (files whose last
+// line is the --json object) over disjoint seeds, as one run over all of
+// them would have scored them.
+func combineScenes(files []string, stdout io.Writer) error {
+	if len(files) == 0 {
+		return fmt.Errorf("eval scenes --combine: name the result files")
+	}
+	var total scenes.Score
+	seen := map[int64]string{}
+	wall := 0.0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("eval scenes --combine: %w", err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		var r sceneResult
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
+			return fmt.Errorf("eval scenes --combine: %s: last line: %w", f, err)
+		}
+		if r.CoverFound == nil || r.OccFound == nil || r.OccCorrect == nil {
+			return fmt.Errorf("eval scenes --combine: %s has no found counts (made by an older gridwatch-edge)", f)
+		}
+		for _, s := range r.Seeds {
+			if g, ok := seen[s]; ok {
+				return fmt.Errorf("eval scenes --combine: seed %d is in both %s and %s", s, g, f)
+			}
+			seen[s] = f
+		}
+		total.Add(scenes.Score{Seeds: r.Seeds, Hours: r.Hours, CoverEpisodes: r.CoverEpisodes, CoverFound: *r.CoverFound,
+			DarkEpisodes: r.DarkEpisodes, DarkFound: r.DarkFound, CoverFalse: r.CoverFalse, CoverDuplicate: r.CoverDup,
+			OccEpisodes: r.OccEpisodes, OccFound: *r.OccFound, OccReports: r.OccReports, OccCorrect: *r.OccCorrect,
+			CoverLatencies: r.CoverLat, OccLatencies: r.OccLat})
+		wall += r.Wall
+	}
+	lat := total.Latencies()
+	fmt.Fprintf(stdout, "%d runs, %d seeds, %.2f camera-hours\n", len(files), len(total.Seeds), total.Hours)
+	fmt.Fprintf(stdout, "cover recall             %.3f (%d/%d; dark: %d, found %d)\n", total.CoverRecall(), total.CoverFound, total.CoverEpisodes, total.DarkEpisodes, total.DarkFound)
+	fmt.Fprintf(stdout, "false cover reports      %d = %.2f per camera-day (duplicates %d)\n", total.CoverFalse, total.FalsePerCameraDay(), total.CoverDuplicate)
+	fmt.Fprintf(stdout, "occupation               precision %.3f, recall %.3f, F1 %.3f (%d truth episodes, %d reported)\n",
+		total.OccPrecision(), total.OccRecall(), total.OccF1(), total.OccEpisodes, total.OccReports)
+	fmt.Fprintf(stdout, "latency                  p50 %.1f s, p95 %.1f s\n", scenes.Quantile(lat, 0.5), scenes.Quantile(lat, 0.95))
+	slices.Sort(total.Seeds)
+	return json.NewEncoder(stdout).Encode(map[string]any{
+		"benchmark":                          "scenes",
+		"seeds":                              total.Seeds,
+		"camera_hours":                       total.Hours,
+		"cover_recall":                       total.CoverRecall(),
+		"cover_false_reports_per_camera_day": total.FalsePerCameraDay(),
+		"occupancy_precision":                total.OccPrecision(),
+		"occupancy_recall":                   total.OccRecall(),
+		"occupancy_f1":                       total.OccF1(),
+		"latency_p50_s":                      jsonNum(scenes.Quantile(lat, 0.5)),
+		"latency_p95_s":                      jsonNum(scenes.Quantile(lat, 0.95)),
+		"cover_latency_p50_s":                jsonNum(scenes.Quantile(total.CoverLatencies, 0.5)),
+		"occupancy_latency_p50_s":            jsonNum(scenes.Quantile(total.OccLatencies, 0.5)),
+		"cover_episodes":                     total.CoverEpisodes,
+		"cover_found":                        total.CoverFound,
+		"cover_false_reports":                total.CoverFalse,
+		"cover_duplicate_reports":            total.CoverDuplicate,
+		"dark_cover_episodes":                total.DarkEpisodes,
+		"dark_cover_episodes_found":          total.DarkFound,
+		"occupancy_episodes":                 total.OccEpisodes,
+		"occupancy_found":                    total.OccFound,
+		"occupancy_correct":                  total.OccCorrect,
+		"occupancy_reports":                  total.OccReports,
+		"wall_s_summed":                      wall,
+	})
 }
