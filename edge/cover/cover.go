@@ -80,6 +80,12 @@ type watched struct {
 	last     Observation
 	ring     []float32 // the surroundings' last unobstructed look (nil: none yet)
 	refRing  []float32 // the surroundings when the reference look was taken (nil: unknown)
+	// ringKnown: the surroundings have matched their reference since it
+	// was taken; ringOdd counts the checks in a row the lid was seen but
+	// its surroundings did not match.
+	ringKnown bool
+	ringOdd   int
+	ringPrev  []float32 // the surroundings' look at the last check
 	// pending is a look that replaces an unconfirmed reference once it has
 	// been seen pendingN times in a row.
 	pending  gocv.Mat
@@ -141,6 +147,7 @@ func (m *Monitor) Enrol(frame gocv.Mat) error {
 			return fmt.Errorf("enrol %s: %w", w.FacilityID, err)
 		}
 		w.refRing = w.ring
+		w.ringKnown, w.ringOdd = false, 0
 	}
 	return nil
 }
@@ -284,6 +291,7 @@ func (w *watched) enrol(crop, frame gocv.Mat) error {
 		return fmt.Errorf("enrol %s: %w", w.FacilityID, err)
 	}
 	w.ring, w.refRing = ring, ring
+	w.ringKnown, w.ringOdd = false, 0
 	return nil
 }
 
@@ -420,6 +428,7 @@ const (
 	ringAbs         = 12.0 // grey levels a cell of the surroundings may differ by in the same light
 	ringRel         = 0.2  // ... or this share of its predicted value
 	ringCover       = 0.3  // share of changed cells that means something stands there
+	ringRelearn     = 10   // checks with the lid seen and its surroundings changed before the change is learned
 	standingChanged = 0.25 // share of changed cells just above or below the lid that means something stands there
 )
 
@@ -657,9 +666,28 @@ func (m *Monitor) observe(frame gocv.Mat, w *watched) (Observation, error) {
 		// The lid is seen as it should be, so nothing stands on it: the
 		// surroundings' look follows the light and the weather. Never
 		// from the surroundings alone, which a slowly arriving car would
-		// otherwise walk into the reference.
-		w.ring = ring
+		// otherwise walk into the reference. Nor, once the surroundings
+		// have matched their reference, from a look that does not match
+		// it now: a car passing beside the lid would be learned, and the
+		// road read changed (a hole occluded) after it left, for as long
+		// as the lid is gone. A change that lasts while the lid is seen
+		// (something set down beside it, the street lamps coming on) is
+		// taken after ringRelearn checks.
+		calm := len(w.ringPrev) == len(ring) && ringCorrelation(w.ringPrev, ring) >= ringSame
+		switch {
+		case ringNCC >= ringSame:
+			w.ring, w.ringKnown, w.ringOdd = ring, true, 0
+		case calm:
+			// Nothing has come or gone since the last check: the
+			// surroundings changed slowly (light, a sway of the pole).
+			w.ring, w.ringOdd = ring, 0
+		case !w.ringKnown || w.ringOdd+1 >= ringRelearn:
+			w.ring, w.ringOdd = ring, 0
+		default:
+			w.ringOdd++
+		}
 	}
+	w.ringPrev = ring
 	switch {
 	case ncc >= surePresent:
 		o.State, o.Confidence = wire.CoverPresent, clamp01(0.5+ncc/2)

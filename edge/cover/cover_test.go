@@ -441,3 +441,73 @@ func TestOneLookReferenceReplaced(t *testing.T) {
 		t.Fatalf("changes %+v, want one new/missing for the hole", got)
 	}
 }
+
+// TestCarBesideLidNotLearned: a car passes beside the lid (over a third of
+// its surroundings, not on it) in the one check before the lid goes. The
+// surroundings' reference must not learn it, or the road would read
+// changed, and the hole occluded, for as long as the hole lasts.
+func TestCarBesideLidNotLearned(t *testing.T) {
+	m := New("cam1", 3, []Spec{{FacilityID: "c1", Region: synthRegion}})
+	defer m.Close()
+	f := synthetic(t, "lid", false, 0, 0)
+	err := m.Enrol(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []Change
+	sec := 0
+	for _, step := range []struct {
+		lid    string
+		beside bool
+		n      int
+	}{{"lid", false, 3}, {"lid", true, 1}, {"hole", false, 6}} {
+		for range step.n {
+			f := syntheticBeside(t, step.lid, false, step.beside, false, 0, 0)
+			ch, err := m.Check(f, t0.Add(time.Duration(sec)*time.Second))
+			f.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, ch...)
+			sec++
+		}
+	}
+	if len(got) != 1 || got[0].Phase != wire.PhaseNew || got[0].State != wire.CoverMissing {
+		t.Fatalf("changes %+v, want one new/missing for the hole", got)
+	}
+}
+
+// TestLastingChangeBesideLidLearned: something set down beside the lid
+// that stays is learned into the surroundings after ringRelearn checks, so
+// a hole after that is still reported.
+func TestLastingChangeBesideLidLearned(t *testing.T) {
+	m := New("cam1", 3, []Spec{{FacilityID: "c1", Region: synthRegion}})
+	defer m.Close()
+	f := synthetic(t, "lid", false, 0, 0)
+	err := m.Enrol(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []Change
+	sec := 0
+	for _, step := range []struct {
+		lid string
+		n   int
+	}{{"lid", 3}, {"lid", ringRelearn + 1}, {"hole", 6}} {
+		for range step.n {
+			f := syntheticBeside(t, step.lid, false, sec >= 3, false, 0, 0)
+			ch, err := m.Check(f, t0.Add(time.Duration(sec)*time.Second))
+			f.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, ch...)
+			sec++
+		}
+	}
+	if len(got) != 1 || got[0].Phase != wire.PhaseNew || got[0].State != wire.CoverMissing {
+		t.Fatalf("changes %+v, want one new/missing for the hole", got)
+	}
+}
