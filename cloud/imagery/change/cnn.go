@@ -59,6 +59,24 @@ func (l *Conv) forward(in *tensor, workers int) *tensor {
 		in = pool2(in)
 	}
 	out := newTensor(l.Out, in.H, in.W)
+	if l.K == 3 && l.Out%2 == 0 {
+		// Two output channels per pass over each input channel.
+		parallel(l.Out/2, workers, func(op int) {
+			o := 2 * op
+			d0, d1 := out.ch(o), out.ch(o+1)
+			for i := range d0 {
+				d0[i], d1[i] = l.B[o], l.B[o+1]
+			}
+			for i := 0; i < l.In; i++ {
+				conv3Acc2(d0, d1, in.ch(i), (*[9]float32)(l.W[(o*l.In+i)*9:]), (*[9]float32)(l.W[((o+1)*l.In+i)*9:]), in.H, in.W, l.Dil)
+			}
+			if l.ReLU {
+				relu(d0)
+				relu(d1)
+			}
+		})
+		return out
+	}
 	parallel(l.Out, workers, func(o int) {
 		dst := out.ch(o)
 		for i := range dst {
@@ -78,14 +96,18 @@ func (l *Conv) forward(in *tensor, workers int) *tensor {
 			}
 		}
 		if l.ReLU {
-			for i, v := range dst {
-				if v < 0 {
-					dst[i] = 0
-				}
-			}
+			relu(dst)
 		}
 	})
 	return out
+}
+
+func relu(v []float32) {
+	for i, x := range v {
+		if x < 0 {
+			v[i] = 0
+		}
+	}
 }
 
 // pool2 is the 2×2 average pooling (a last odd row or column is averaged

@@ -112,3 +112,44 @@ func gradAt(acc *[9]float32, g float32, src []float32, h, w, d, y, x int) {
 		}
 	}
 }
+
+// conv3Acc2 is conv3Acc for two output planes at once: each input value is
+// loaded once for both.
+func conv3Acc2(dst0, dst1, src []float32, k0, k1 *[9]float32, h, w, d int) {
+	n := w - 2*d
+	if h <= 2*d || n <= 0 {
+		conv3Acc(dst0, src, k0, h, w, d)
+		conv3Acc(dst1, src, k1, h, w, d)
+		return
+	}
+	p0, p1, p2, p3, p4, p5, p6, p7, p8 := k0[0], k0[1], k0[2], k0[3], k0[4], k0[5], k0[6], k0[7], k0[8]
+	q0, q1, q2, q3, q4, q5, q6, q7, q8 := k1[0], k1[1], k1[2], k1[3], k1[4], k1[5], k1[6], k1[7], k1[8]
+	for y := 0; y < h; y++ {
+		if y < d || y >= h-d {
+			for x := 0; x < w; x++ {
+				dst0[y*w+x] += tapAt(src, k0, h, w, d, y, x)
+				dst1[y*w+x] += tapAt(src, k1, h, w, d, y, x)
+			}
+			continue
+		}
+		r0, r1, r2 := src[(y-d)*w:(y-d+1)*w], src[y*w:(y+1)*w], src[(y+d)*w:(y+d+1)*w]
+		a0, a1, a2 := r0[0:n], r0[d:d+n], r0[2*d:2*d+n]
+		b0, b1, b2 := r1[0:n], r1[d:d+n], r1[2*d:2*d+n]
+		c0, c1, c2 := r2[0:n], r2[d:d+n], r2[2*d:2*d+n]
+		e0 := dst0[y*w+d : y*w+d+n]
+		e1 := dst1[y*w+d : y*w+d+n]
+		for j := range e0 {
+			va0, va1, va2 := a0[j], a1[j], a2[j]
+			vb0, vb1, vb2 := b0[j], b1[j], b2[j]
+			vc0, vc1, vc2 := c0[j], c1[j], c2[j]
+			e0[j] += p0*va0 + p1*va1 + p2*va2 + p3*vb0 + p4*vb1 + p5*vb2 + p6*vc0 + p7*vc1 + p8*vc2
+			e1[j] += q0*va0 + q1*va1 + q2*va2 + q3*vb0 + q4*vb1 + q5*vb2 + q6*vc0 + q7*vc1 + q8*vc2
+		}
+		for x := 0; x < d; x++ {
+			dst0[y*w+x] += tapAt(src, k0, h, w, d, y, x)
+			dst0[y*w+w-1-x] += tapAt(src, k0, h, w, d, y, w-1-x)
+			dst1[y*w+x] += tapAt(src, k1, h, w, d, y, x)
+			dst1[y*w+w-1-x] += tapAt(src, k1, h, w, d, y, w-1-x)
+		}
+	}
+}
