@@ -415,6 +415,7 @@ const (
 	presentNCC      = 0.45 // correlation with the reference above which the cover is there
 	surePresent     = 0.8  // ... whatever else is seen
 	missingDark     = 0.45 // share of dark pixels above which the shaft is open
+	sureDark        = 0.3  // ... when the classifier is sure it is
 	darkRatio       = 0.45 // "dark": below this share of the reference's mean brightness
 	tooDark         = 18.0 // mean grey below which nothing can be said
 	openAbove       = 0.8  // classifier probability that alone says "open"
@@ -697,9 +698,11 @@ func (m *Monitor) observe(frame gocv.Mat, w *watched) (Observation, error) {
 		// it as it was; a dark car body or a pair of legs over the lid
 		// only looks like a hole.
 		o.State, o.Confidence = wire.CoverOccluded, clamp01(1-ringNCC)
-	case darkShare >= missingDark && p >= openAbove:
+	case darkShare >= sureDark && p >= openAbove:
 		// A dark hole the classifier is sure of, though the rim still
-		// correlates with the lid (a square frame outlives its lid).
+		// correlates with the lid (a square frame outlives its lid, and a
+		// round one with a strong frame correlates up to 0.76); with the
+		// classifier sure, a smaller dark share than missingDark will do.
 		o.State, o.Confidence = wire.CoverMissing, clamp01((0.5+darkShare/2+p)/2)
 	case ncc0 >= presentNCC:
 		o.State, o.Confidence = wire.CoverPresent, clamp01(0.5+ncc0/2)

@@ -208,6 +208,14 @@ func syntheticBeside(t *testing.T, lid string, car, beside, person bool, dx, dy 
 					}
 				case "hole":
 					v = 25
+				case "rimhole": // the lid gone, its frame left: dark in the middle third
+					v = 90
+					if (sx/3)%2 == 0 {
+						v = 170
+					}
+					if sx >= r.Min.X+r.Dx()*33/100 && sx < r.Max.X-r.Dx()*33/100 {
+						v = 25
+					}
 				}
 			}
 			if car && p.In(carBox) {
@@ -509,5 +517,37 @@ func TestLastingChangeBesideLidLearned(t *testing.T) {
 	}
 	if len(got) != 1 || got[0].Phase != wire.PhaseNew || got[0].State != wire.CoverMissing {
 		t.Fatalf("changes %+v, want one new/missing for the hole", got)
+	}
+}
+
+// TestFramedHoleReported: the lid is gone but its frame is left, so the
+// region still correlates with the lid halfway and under half of it is
+// dark; the classifier is sure it is open. That is a hole.
+func TestFramedHoleReported(t *testing.T) {
+	p := 0.2
+	m := New("cam1", 3, []Spec{{FacilityID: "c1", Region: synthRegion}}).
+		WithClassifier(func(gocv.Mat, image.Rectangle) (float64, error) { return p, nil })
+	defer m.Close()
+	var got []Change
+	sec := 0
+	for _, step := range []struct {
+		lid  string
+		prob float64
+		n    int
+	}{{"lid", 0.2, 4}, {"rimhole", 0.94, 5}} {
+		p = step.prob
+		for range step.n {
+			f := synthetic(t, step.lid, false, 0, 0)
+			ch, err := m.Check(f, t0.Add(time.Duration(sec)*time.Second))
+			f.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, ch...)
+			sec++
+		}
+	}
+	if len(got) != 1 || got[0].Phase != wire.PhaseNew || got[0].State != wire.CoverMissing {
+		t.Fatalf("changes %+v, want one new/missing for the framed hole", got)
 	}
 }
