@@ -201,34 +201,7 @@ func runEvalScenes(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if !*asJSON {
 		return nil
 	}
-	lat := total.Latencies()
-	return json.NewEncoder(stdout).Encode(map[string]any{
-		"benchmark":                          "scenes",
-		"seeds":                              seeds,
-		"camera_hours":                       total.Hours,
-		"cover_recall":                       total.CoverRecall(),
-		"cover_false_reports_per_camera_day": total.FalsePerCameraDay(),
-		"occupancy_precision":                total.OccPrecision(),
-		"occupancy_recall":                   total.OccRecall(),
-		"occupancy_f1":                       total.OccF1(),
-		"latency_p50_s":                      jsonNum(scenes.Quantile(lat, 0.5)),
-		"latency_p95_s":                      jsonNum(scenes.Quantile(lat, 0.95)),
-		"cover_latency_p50_s":                jsonNum(scenes.Quantile(total.CoverLatencies, 0.5)),
-		"occupancy_latency_p50_s":            jsonNum(scenes.Quantile(total.OccLatencies, 0.5)),
-		"cover_episodes":                     total.CoverEpisodes,
-		"cover_found":                        total.CoverFound,
-		"occupancy_found":                    total.OccFound,
-		"occupancy_correct":                  total.OccCorrect,
-		"cover_latencies_s":                  total.CoverLatencies,
-		"occupancy_latencies_s":              total.OccLatencies,
-		"cover_false_reports":                total.CoverFalse,
-		"cover_duplicate_reports":            total.CoverDuplicate,
-		"dark_cover_episodes":                total.DarkEpisodes,
-		"dark_cover_episodes_found":          total.DarkFound,
-		"occupancy_episodes":                 total.OccEpisodes,
-		"occupancy_reports":                  total.OccReports,
-		"wall_s":                             time.Since(start).Seconds(),
-	})
+	return json.NewEncoder(stdout).Encode(sceneJSON(total, seeds, time.Since(start).Seconds()))
 }
 
 // replaySeed runs the detectors on seed's scene as --keep left it in dir.
@@ -415,9 +388,17 @@ func combineScenes(files []string, stdout io.Writer) error {
 		total.OccPrecision(), total.OccRecall(), total.OccF1(), total.OccEpisodes, total.OccReports)
 	fmt.Fprintf(stdout, "latency                  p50 %.1f s, p95 %.1f s\n", scenes.Quantile(lat, 0.5), scenes.Quantile(lat, 0.95))
 	slices.Sort(total.Seeds)
-	return json.NewEncoder(stdout).Encode(map[string]any{
+	return json.NewEncoder(stdout).Encode(sceneJSON(total, total.Seeds, wall))
+}
+
+// sceneJSON is the --json line of eval scenes and of --combine; it carries
+// every count and latency, so combined results can be combined again. wall_s
+// is summed over the runs when combined.
+func sceneJSON(total scenes.Score, seeds []int64, wall float64) map[string]any {
+	lat := total.Latencies()
+	return map[string]any{
 		"benchmark":                          "scenes",
-		"seeds":                              total.Seeds,
+		"seeds":                              seeds,
 		"camera_hours":                       total.Hours,
 		"cover_recall":                       total.CoverRecall(),
 		"cover_false_reports_per_camera_day": total.FalsePerCameraDay(),
@@ -430,14 +411,16 @@ func combineScenes(files []string, stdout io.Writer) error {
 		"occupancy_latency_p50_s":            jsonNum(scenes.Quantile(total.OccLatencies, 0.5)),
 		"cover_episodes":                     total.CoverEpisodes,
 		"cover_found":                        total.CoverFound,
+		"occupancy_found":                    total.OccFound,
+		"occupancy_correct":                  total.OccCorrect,
+		"cover_latencies_s":                  total.CoverLatencies,
+		"occupancy_latencies_s":              total.OccLatencies,
 		"cover_false_reports":                total.CoverFalse,
 		"cover_duplicate_reports":            total.CoverDuplicate,
 		"dark_cover_episodes":                total.DarkEpisodes,
 		"dark_cover_episodes_found":          total.DarkFound,
 		"occupancy_episodes":                 total.OccEpisodes,
-		"occupancy_found":                    total.OccFound,
-		"occupancy_correct":                  total.OccCorrect,
 		"occupancy_reports":                  total.OccReports,
-		"wall_s_summed":                      wall,
-	})
+		"wall_s":                             wall,
+	}
 }

@@ -40,6 +40,26 @@ func TestCombineScenes(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, got[k], want)
 		}
 	}
+	// A combined result is itself a result: combining it with another run
+	// keeps every latency and count.
+	ab := write("ab.out", lines[len(lines)-1])
+	c := write("c.out", `{"seeds":[4],"camera_hours":24,"cover_episodes":1,"cover_found":1,"cover_false_reports":0,"occupancy_episodes":0,"occupancy_found":0,"occupancy_correct":0,"occupancy_reports":0,"cover_latencies_s":[10],"occupancy_latencies_s":null}`)
+	out.Reset()
+	if err := runEvalScenes(t.Context(), []string{"--combine", ab, c}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	lines = strings.Split(strings.TrimSpace(out.String()), "\n")
+	got = nil
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &got); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]float64{
+		"camera_hours": 48, "cover_false_reports_per_camera_day": 0.5, "cover_latency_p50_s": 2.5,
+	} {
+		if g, ok := got[k].(float64); !ok || g != want {
+			t.Errorf("combined again: %s = %v, want %v", k, got[k], want)
+		}
+	}
 	if err := runEvalScenes(t.Context(), []string{"--combine", a, a}, &out, &errOut); err == nil {
 		t.Error("the same seeds twice: no error")
 	}
