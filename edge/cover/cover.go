@@ -384,10 +384,13 @@ func (m *Monitor) Check(frame gocv.Mat, at time.Time) ([]Change, error) {
 func (m *Monitor) step(w *watched, obs Observation, at time.Time) (Change, bool) {
 	if obs.State == wire.CoverOccluded || obs.State == wire.CoverUnknown {
 		// They do not break a run of agreeing checks either (traffic over
-		// a hole), but a run is a run: after more than candGap of them
-		// in a row it starts again, or stray checks minutes apart (a dark
-		// lid, rain, passing cars) would add up to a confirmed change.
-		if w.candGap++; w.candGap > candGap {
+		// a hole), but a run towards a hazard is a run: after more than
+		// candGap of them in a row it starts again, or stray checks
+		// minutes apart (a dark lid, rain, passing cars) would add up to
+		// a reported theft. A run towards "present" keeps adding up: a
+		// replacement lid that mostly reads occluded (night, rain, shake)
+		// still ends its event, so the next theft is reported as new.
+		if w.candGap++; w.candGap > candGap && w.cand != wire.CoverPresent {
 			w.cand, w.candN = "", 0
 		}
 		return Change{}, false
