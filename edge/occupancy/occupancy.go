@@ -20,8 +20,10 @@
 // lighting changes do not open episodes; a zone is occupied when such
 // pixels cover at least its minimum share. A still blob whose outline is in
 // the reference rather than in the frame (the ghost of something that was in
-// view at start-up and left) is learned into the reference at once, and
-// anything that stays longer than Forget becomes part of the scene.
+// view at start-up and left) is learned into the reference at once; should
+// the place later look again as the reference had it before, that was an
+// object, and the reference goes back. Anything that stays longer than
+// Forget becomes part of the scene.
 //
 // Frames are downscaled packed BGR, a couple per second, with timestamps.
 package occupancy
@@ -132,6 +134,14 @@ type Detector struct {
 	stack, fresh               []int32
 	light                      *lighting
 
+	// prior is what the reference showed before a blob was learned into it
+	// as a ghost, kept for priorAge < Forget seconds (hasPrior marks those
+	// pixels): if the frame comes back to that look, the "ghost" was an
+	// object that has left, and the reference goes back to it.
+	prior    []float32
+	priorAge []float32
+	hasPrior []byte
+
 	steps int
 	last  time.Time
 }
@@ -180,19 +190,22 @@ func New(zones []Zone, w, h int) (*Detector, error) {
 		Grace:     5 * time.Second,
 		Forget:    2 * time.Hour,
 		w:         w, h: h,
-		diff:    make([]byte, n),
-		moving:  make([]byte, n),
-		hold:    make([]byte, n),
-		inZone:  make([]byte, n),
-		ref:     make([]float32, n*3),
-		fast:    make([]float32, n*3),
-		age:     make([]float32, n),
-		miss:    make([]float32, n),
-		scratch: make([]byte, n),
-		thing:   make([]byte, n),
-		cand:    make([]byte, n),
-		minBlob: n,
-		light:   newLighting(w, h),
+		diff:     make([]byte, n),
+		moving:   make([]byte, n),
+		hold:     make([]byte, n),
+		inZone:   make([]byte, n),
+		ref:      make([]float32, n*3),
+		prior:    make([]float32, n*3),
+		priorAge: make([]float32, n),
+		hasPrior: make([]byte, n),
+		fast:     make([]float32, n*3),
+		age:      make([]float32, n),
+		miss:     make([]float32, n),
+		scratch:  make([]byte, n),
+		thing:    make([]byte, n),
+		cand:     make([]byte, n),
+		minBlob:  n,
+		light:    newLighting(w, h),
 	}
 	seen := map[string]bool{}
 	for _, z := range zones {
@@ -260,6 +273,23 @@ func (d *Detector) updatePixels(frame []byte, dt float32) {
 	}
 	forget := float32(d.Forget.Seconds())
 	for p := range d.age {
+		if d.hasPrior[p] != 0 {
+			d.priorAge[p] += dt
+			switch {
+			case d.priorAge[p] >= forget:
+				// Whichever look was the object, it has stayed long enough
+				// to be part of the scene.
+				d.hasPrior[p] = 0
+			case d.moving[p] == 0 && d.light.agrees(frame, d.prior, p) && !d.light.agrees(frame, d.ref, p):
+				// The place looks as it did before a ghost was learned
+				// here: what was learned was an object, and it has left.
+				// Kept, the stale reference would make the empty place an
+				// object standing there until Forget, holding its zone's
+				// episode open all that time (30-min seed 104).
+				copy(d.ref[p*3:p*3+3], d.prior[p*3:p*3+3])
+				d.hasPrior[p] = 0
+			}
+		}
 		diff := d.light.differs(frame, d.ref, p)
 		d.diff[p] = b2u(diff)
 		mv := d.moving[p] != 0
@@ -307,7 +337,7 @@ func (d *Detector) updatePixels(frame []byte, dt float32) {
 			for c := 0; c < 3; c++ {
 				d.ref[p*3+c] = min(float32(frame[p*3+c])/max(g, 0.05), 255)
 			}
-			d.age[p] = 0
+			d.age[p], d.hasPrior[p] = 0, 0
 		}
 		cand := d.age[p] >= float32(holdAfter.Seconds())
 		d.cand[p] = b2u(cand)
@@ -447,16 +477,7 @@ func (d *Detector) holdBlobs(frame []byte, fresh []int32) {
 		// A blob held for a while was seen arriving and standing; whatever
 		// joins it later (someone walking past) does not make it a ghost.
 		if !settled && d.isGhost(frame, pix, blob) {
-			for _, p := range pix {
-				d.age[p], d.hold[p], d.cand[p] = 0, 0, 0
-				if d.moving[p] != 0 {
-					continue // not what the place looks like
-				}
-				g := max(d.light.at(int(p)%d.w, int(p)/d.w), 0.05)
-				for c := 0; c < 3; c++ {
-					d.ref[int(p)*3+c] = min(float32(frame[int(p)*3+c])/g, 255)
-				}
-			}
+			d.learnGhost(frame, pix)
 			continue
 		}
 		n := 0
@@ -467,6 +488,30 @@ func (d *Detector) holdBlobs(frame []byte, fresh []int32) {
 			for _, p := range pix {
 				d.hold[p] = d.cand[p]
 			}
+		}
+	}
+}
+
+// learnGhost learns a blob judged a ghost into the reference at once. The
+// judgement can be wrong: an object that stops where its outline runs along
+// edges the reference already has (30-min seed 104: a cart that stopped
+// behind a pole was learned 1 s after it stopped). So the reference's
+// earlier look is kept (the oldest, if a pixel is learned more than once)
+// to go back to when the frame shows it again.
+func (d *Detector) learnGhost(frame []byte, pix []int32) {
+	for _, p := range pix {
+		d.age[p], d.hold[p], d.cand[p] = 0, 0, 0
+		if d.moving[p] != 0 {
+			continue // not what the place looks like
+		}
+		i := int(p) * 3
+		if d.hasPrior[p] == 0 {
+			copy(d.prior[i:i+3], d.ref[i:i+3])
+			d.hasPrior[p], d.priorAge[p] = 1, 0
+		}
+		g := max(d.light.at(int(p)%d.w, int(p)/d.w), 0.05)
+		for c := 0; c < 3; c++ {
+			d.ref[i+c] = min(float32(frame[i+c])/g, 255)
 		}
 	}
 }
