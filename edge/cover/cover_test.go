@@ -244,15 +244,31 @@ var synthRegion = image.Rect(140, 110, 180, 126)
 // shifted by half a stripe no longer correlates in place, but it is still
 // the lid (present, never occluded), and a hole under the same sway is
 // still reported.
-func TestShakeKeepsLidPresent(t *testing.T) {
-	m := New("cam1", 3, []Spec{{FacilityID: "c1", Region: synthRegion}})
-	defer m.Close()
+// enrolLid enrols the monitor's covers from a synthetic frame with the lid in place.
+func enrolLid(t *testing.T, m *Monitor) {
+	t.Helper()
 	f := synthetic(t, "lid", false, 0, 0)
-	err := m.Enrol(f)
-	f.Close()
+	defer f.Close()
+	if err := m.Enrol(f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkAt checks frame f as seen sec seconds after t0, then closes it.
+func checkAt(t *testing.T, m *Monitor, f gocv.Mat, sec int) []Change {
+	t.Helper()
+	defer f.Close()
+	ch, err := m.Check(f, t0.Add(time.Duration(sec)*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ch
+}
+
+func TestShakeKeepsLidPresent(t *testing.T) {
+	m := New("cam1", 3, []Spec{{FacilityID: "c1", Region: synthRegion}})
+	defer m.Close()
+	enrolLid(t, m)
 	shifts := []image.Point{{3, 1}, {-3, -2}, {2, 2}, {-2, 1}, {3, -2}, {0, 2}, {-3, 0}}
 	at := t0
 	for i, s := range shifts {
@@ -361,12 +377,7 @@ func TestSteadyLidSurvivesPassingCar(t *testing.T) {
 		p = step.prob
 		for range step.n {
 			f := synthetic(t, step.lid, step.car, 0, 0)
-			ch, err := m.Check(f, t0.Add(time.Duration(sec)*time.Second))
-			f.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, ch...)
+			got = append(got, checkAt(t, m, f, sec)...)
 			sec++
 		}
 	}
@@ -436,12 +447,7 @@ func TestOneLookReferenceReplaced(t *testing.T) {
 		p = step.prob
 		for range step.n {
 			f := synthetic(t, step.lid, step.car, 0, 0)
-			ch, err := m.Check(f, t0.Add(time.Duration(sec)*time.Second))
-			f.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, ch...)
+			got = append(got, checkAt(t, m, f, sec)...)
 			sec++
 		}
 	}
@@ -457,12 +463,7 @@ func TestOneLookReferenceReplaced(t *testing.T) {
 func TestCarBesideLidNotLearned(t *testing.T) {
 	m := New("cam1", 3, []Spec{{FacilityID: "c1", Region: synthRegion}})
 	defer m.Close()
-	f := synthetic(t, "lid", false, 0, 0)
-	err := m.Enrol(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	enrolLid(t, m)
 	var got []Change
 	sec := 0
 	for _, step := range []struct {
@@ -472,12 +473,7 @@ func TestCarBesideLidNotLearned(t *testing.T) {
 	}{{"lid", false, 3}, {"lid", true, 1}, {"hole", false, 6}} {
 		for range step.n {
 			f := syntheticBeside(t, step.lid, false, step.beside, false, 0, 0)
-			ch, err := m.Check(f, t0.Add(time.Duration(sec)*time.Second))
-			f.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, ch...)
+			got = append(got, checkAt(t, m, f, sec)...)
 			sec++
 		}
 	}
@@ -492,12 +488,7 @@ func TestCarBesideLidNotLearned(t *testing.T) {
 func TestLastingChangeBesideLidLearned(t *testing.T) {
 	m := New("cam1", 3, []Spec{{FacilityID: "c1", Region: synthRegion}})
 	defer m.Close()
-	f := synthetic(t, "lid", false, 0, 0)
-	err := m.Enrol(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	enrolLid(t, m)
 	var got []Change
 	sec := 0
 	for _, step := range []struct {
@@ -506,12 +497,7 @@ func TestLastingChangeBesideLidLearned(t *testing.T) {
 	}{{"lid", 3}, {"lid", ringRelearn + 1}, {"hole", 6}} {
 		for range step.n {
 			f := syntheticBeside(t, step.lid, false, sec >= 3, false, 0, 0)
-			ch, err := m.Check(f, t0.Add(time.Duration(sec)*time.Second))
-			f.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, ch...)
+			got = append(got, checkAt(t, m, f, sec)...)
 			sec++
 		}
 	}
@@ -538,12 +524,7 @@ func TestFramedHoleReported(t *testing.T) {
 		p = step.prob
 		for range step.n {
 			f := synthetic(t, step.lid, false, 0, 0)
-			ch, err := m.Check(f, t0.Add(time.Duration(sec)*time.Second))
-			f.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, ch...)
+			got = append(got, checkAt(t, m, f, sec)...)
 			sec++
 		}
 	}
@@ -635,12 +616,7 @@ func TestBlindLidNotMissing(t *testing.T) {
 			} else {
 				f = synthetic(t, lid, false, 0, 0)
 			}
-			ch, err := m.Check(f, t0.Add(time.Duration(sec)*time.Second))
-			f.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, ch...)
+			got = append(got, checkAt(t, m, f, sec)...)
 		}
 		o := m.Last()["c1"]
 		m.Close()
