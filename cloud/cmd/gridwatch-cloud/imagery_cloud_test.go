@@ -33,8 +33,12 @@ func levirPair(t *testing.T, dir string) (before, after string) {
 		if err != nil {
 			t.Fatalf("LEVIR pairs must be in ../shared/data: %v", err)
 		}
-		os.WriteFile(filepath.Join(dir, d+".png"), data, 0o644)
-		os.WriteFile(filepath.Join(dir, d+".pgw"), []byte(fmt.Sprintf("0.5\n0\n0\n-0.5\n%f\n%f\n", x0, y0)), 0o644)
+		if err := os.WriteFile(filepath.Join(dir, d+".png"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, d+".pgw"), []byte(fmt.Sprintf("0.5\n0\n0\n-0.5\n%f\n%f\n", x0, y0)), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return filepath.Join(dir, "A.png"), filepath.Join(dir, "B.png")
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/gridwatch/gridwatch/cloud/cases"
 	"github.com/gridwatch/gridwatch/cloud/evidence"
-	"github.com/gridwatch/gridwatch/cloud/imagery/georef"
 	"github.com/gridwatch/gridwatch/cloud/registry"
 	"github.com/gridwatch/gridwatch/cloud/store"
 	"github.com/gridwatch/gridwatch/cloud/web"
@@ -47,19 +45,8 @@ func TestImageryJobAPI(t *testing.T) {
 	srv.Imagery = ij
 	app := srv.Handler()
 
-	// One LEVIR pair (0.5 m/px, new buildings) georeferenced in Chaoyang.
-	levir := filepath.Join("..", "..", "..", "..", "shared", "data", "change", "levir")
-	const name = "test_2_0000_0000.png"
-	x0, y0 := georef.LonLatToMercator(116.45, 39.92)
-	for _, d := range []string{"A", "B"} {
-		data, err := os.ReadFile(filepath.Join(levir, d, name))
-		if err != nil {
-			t.Fatalf("LEVIR pairs must be in ../shared/data: %v", err)
-		}
-		os.WriteFile(filepath.Join(dir, d+".png"), data, 0o644)
-		os.WriteFile(filepath.Join(dir, d+".pgw"), []byte(fmt.Sprintf("0.5\n0\n0\n-0.5\n%f\n%f\n", x0, y0)), 0o644)
-	}
-	body := fmt.Sprintf(`{"before":%q,"after":%q}`, filepath.Join(dir, "A.png"), filepath.Join(dir, "B.png"))
+	before, after := levirPair(t, dir)
+	body := fmt.Sprintf(`{"before":%q,"after":%q}`, before, after)
 
 	do := func(method, path, token, body string) (int, map[string]any) {
 		t.Helper()
