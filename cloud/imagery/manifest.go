@@ -103,6 +103,27 @@ func (m *Manifest) Upsert(e ManifestEntry) {
 	m.Models = append(m.Models, e)
 }
 
+// Record enters a model file just written at path into its folder's
+// catalog: e replaces the file's entry (keeping the measured metrics when the
+// file's sha256 did not change: same model, same scores), and the model
+// becomes the default if asked or if there is none.
+func Record(path string, e ManifestEntry, makeDefault bool) error {
+	dir, file := filepath.Split(path)
+	man, err := ReadManifest(dir)
+	if err != nil {
+		return err
+	}
+	e.File = file
+	if old := man.Entry(file); old != nil && old.SHA256 == e.SHA256 {
+		e.Metrics = old.Metrics
+	}
+	man.Upsert(e)
+	if makeDefault || man.Default == "" {
+		man.Default = file
+	}
+	return man.Write(dir)
+}
+
 // LoadModel loads a model file that its folder's manifest lists, checking
 // the file's sha256 against the manifest. An empty path loads the manifest's
 // default model from the first models folder found (see FindModelDir).

@@ -236,18 +236,10 @@ func imageryTrain(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	dir, file := filepath.Split(*out)
-	man, err := imagery.ReadManifest(dir)
-	if err != nil {
-		return err
-	}
-	man.Upsert(imagery.ManifestEntry{File: file, Name: m.Name, Version: m.Version, SHA256: sum,
+	e := imagery.ManifestEntry{Name: m.Name, Version: m.Version, SHA256: sum,
 		TrainingData: strings.Join(dirs, "+"), TrainedOn: m.TrainedOn, OutOfFold: m.OutOfFold,
-		TrainCommand: "gridwatch-cloud imagery " + strings.Join(append([]string{"train"}, args...), " ")})
-	if *setDefault || man.Default == "" {
-		man.Default = file
-	}
-	if err := man.Write(dir); err != nil {
+		TrainCommand: "gridwatch-cloud imagery " + strings.Join(append([]string{"train"}, args...), " ")}
+	if err := imagery.Record(*out, e, *setDefault); err != nil {
 		return err
 	}
 	logf("wrote %s (sha256 %s)", *out, sum)

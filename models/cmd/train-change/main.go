@@ -77,22 +77,10 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	dir, file := filepath.Split(*out)
-	man, err := imagery.ReadManifest(dir)
-	if err != nil {
-		return err
-	}
 	cmd := "go run ./models/cmd/train-change " + strings.Join(args, " ")
-	e := imagery.ManifestEntry{File: file, Name: m.Name, Version: m.Version, SHA256: sum,
+	e := imagery.ManifestEntry{Name: m.Name, Version: m.Version, SHA256: sum,
 		TrainingData: strings.Join(dirs, "+"), TrainedOn: m.TrainedOn, TrainCommand: cmd, Note: *note}
-	if old := man.Entry(file); old != nil && old.SHA256 == sum {
-		e.Metrics = old.Metrics
-	}
-	man.Upsert(e)
-	if *setDefault || man.Default == "" {
-		man.Default = file
-	}
-	if err := man.Write(dir); err != nil {
+	if err := imagery.Record(*out, e, *setDefault); err != nil {
 		return err
 	}
 	logf("wrote %s (sha256 %s)", *out, sum)
