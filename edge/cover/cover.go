@@ -385,12 +385,12 @@ func (m *Monitor) step(w *watched, obs Observation, at time.Time) (Change, bool)
 	if obs.State == wire.CoverOccluded || obs.State == wire.CoverUnknown {
 		// They do not break a run of agreeing checks either (traffic over
 		// a hole), but a run towards a hazard is a run: after more than
-		// candGap of them in a row it starts again, or stray checks
+		// maxCandGap of them in a row it starts again, or stray checks
 		// minutes apart (a dark lid, rain, passing cars) would add up to
 		// a reported theft. A run towards "present" keeps adding up: a
 		// replacement lid that mostly reads occluded (night, rain, shake)
 		// still ends its event, so the next theft is reported as new.
-		if w.candGap++; w.candGap > candGap && w.cand != wire.CoverPresent {
+		if w.candGap++; w.candGap > maxCandGap && w.cand != wire.CoverPresent {
 			w.cand, w.candN = "", 0
 		}
 		return Change{}, false
@@ -443,7 +443,7 @@ const (
 	ringCover       = 0.3  // share of changed cells that means something stands there
 	ringRelearn     = 10   // checks with the lid seen and its surroundings changed before the change is learned
 	standingChanged = 0.25 // share of changed cells just above or below the lid that means something stands there
-	candGap         = 10   // checks in a row that say nothing (occluded, unknown) after which a run of agreeing checks starts again
+	maxCandGap      = 10   // checks in a row that say nothing (occluded, unknown) after which a run of agreeing checks starts again
 )
 
 // ringGrid is the grid the surroundings are compared on: the region grown
