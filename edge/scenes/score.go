@@ -146,7 +146,8 @@ func missingEpisodes(t sim.Truth) []*missingEpisode {
 // between coverEarly before the hole is visible and coverLate after the
 // episode ends; unmatched ones are false reports. Occupation: reported and
 // truth episodes are matched one to one, same zone, overlapping in time,
-// with at least occBoxShare of the reported box on the truth box.
+// not reported before the truth episode began, with at least occBoxShare
+// of the reported box on the truth box.
 func Evaluate(run Run) Score {
 	t := run.Truth
 	s := Score{Seeds: []int64{t.Seed}, Hours: t.Duration / 3600, RenderS: run.Render.Seconds(), DetectS: run.Detect.Seconds()}
@@ -221,6 +222,14 @@ func Evaluate(run Run) Score {
 		best, bestOverlap := -1, 0.0
 		for i, e := range t.Episodes {
 			if used[i] || e.Zone != p.zone {
+				continue
+			}
+			if p.from < e.From {
+				// Reported before the thing was there: the report is
+				// about something else (in seeds 22, 28 and 30 the ghost
+				// of something in the first frame, reported from 10 s and
+				// never ended), and the thing, arriving later within its
+				// extent, was never reported on its own.
 				continue
 			}
 			ov := math.Min(p.to, e.To+occLate) - math.Max(p.from, e.From)

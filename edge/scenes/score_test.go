@@ -61,6 +61,8 @@ func TestEvaluate(t *testing.T) {
 			occs: []OccupationReport{occ("e1", "new", 52, image.Rect(70, 70, 90, 90))}, occReports: 1},
 		{name: "occupation before the stall arrived does not match",
 			occs: []OccupationReport{occ("e1", "new", 5, onStall), occ("e1", "end", 30, onStall)}, occReports: 1},
+		{name: "occupation reported before the stall arrived and lasting through it does not match",
+			occs: []OccupationReport{occ("e1", "new", 20, onStall), occ("e1", "end", 105, onStall)}, occReports: 1},
 		{name: "a split episode matches once",
 			occs:     []OccupationReport{occ("e1", "new", 52, onStall), occ("e1", "end", 70, onStall), occ("e2", "new", 75, onStall)},
 			occFound: 1, occReports: 2, occLat: 2},
