@@ -144,9 +144,9 @@ type Detector struct {
 	priorAge []float32
 	hasPrior []byte
 
-	steps int
-	first time.Time // the first frame's time: the warm-up runs from it
-	last  time.Time
+	steps   int
+	elapsed float32 // seconds since the first frame, as the steps add up (dt): the warm-up's clock
+	last    time.Time
 }
 
 type zoneState struct {
@@ -275,10 +275,10 @@ func (d *Detector) Step(frame []byte, at time.Time) []Episode {
 		for i, v := range frame {
 			d.ref[i] = float32(v)
 		}
-		d.first = at
 	}
+	d.elapsed += dt
 	d.light.estimate(frame, d.ref, d.age)
-	d.updatePixels(frame, dt, at.Sub(d.first) < warmUp)
+	d.updatePixels(frame, dt, d.elapsed < float32(warmUp.Seconds()))
 	var out []Episode
 	for _, z := range d.zones {
 		if ep, ok := d.updateZone(z, frame, at); ok {

@@ -499,3 +499,33 @@ func TestCartOverStripeIsNoGhost(t *testing.T) {
 	}
 	t.Logf("reports:%s", log)
 }
+
+// TestWarmUpFollowsTheSteps: the warm-up lasts as long as the steps add
+// up, not until the clock passes the first frame's time plus warmUp: a
+// camera's clock set back an hour after start-up (agents time frames by
+// the wall clock) must not leave the detector warming up, timing nothing,
+// for that hour.
+func TestWarmUpFollowsTheSteps(t *testing.T) {
+	box := object{w: 48, h: 32, bgr: [3]float64{60, 110, 170}, stripe: true,
+		pos: stops(image.Pt(-50, 80), image.Pt(90, 80), image.Pt(250, 80), 15, 17, 55, 58)}
+	frames, times := scene{seconds: 60, objects: []object{box}}.frames()
+	d, err := New(testZones, sw, sh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	news := 0
+	for i, f := range frames {
+		at := times[i]
+		if i >= 2*fps { // from 2 s on, the clock reads an hour earlier
+			at = at.Add(-time.Hour)
+		}
+		for _, e := range d.Step(f, at) {
+			if e.Phase == PhaseNew {
+				news++
+			}
+		}
+	}
+	if news != 1 {
+		t.Errorf("%d new reports of the box that stood 17-55 s, want 1", news)
+	}
+}
