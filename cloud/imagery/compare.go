@@ -97,6 +97,16 @@ func Compare(ctx context.Context, m *change.Model, before, after gocv.Mat, g geo
 		opt.Workers = runtime.GOMAXPROCS(0)
 	}
 	w, h := before.Cols(), before.Rows()
+	// The network standardises every tile with the whole images' band
+	// statistics, so its result does not depend on the tiling.
+	var sc *change.SceneStats
+	if m.Net != nil {
+		st, err := MatStats(before, after)
+		if err != nil {
+			return nil, CompareStats{}, fmt.Errorf("compare: %w", err)
+		}
+		sc = &st
+	}
 	tiles := Tiles(w, h, opt.Tile, opt.Margin)
 	stats := CompareStats{Tiles: len(tiles), Pixels: 2 * w * h, Shifts: make([]Shift, len(tiles))}
 	mask := change.NewMask(w, h)
@@ -110,7 +120,7 @@ func Compare(ctx context.Context, m *change.Model, before, after gocv.Mat, g geo
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				stats.Shifts[i], errs[i] = compareTile(m, before, after, tiles[i], mask, score)
+				stats.Shifts[i], errs[i] = compareTile(m, sc, before, after, tiles[i], mask, score)
 				d := done.Add(1)
 				if opt.Progress != nil {
 					opt.Progress(int(d), len(tiles))
@@ -147,8 +157,9 @@ func Compare(ctx context.Context, m *change.Model, before, after gocv.Mat, g geo
 }
 
 // compareTile writes the tile's core into the shared mask and score (tiles'
-// cores do not overlap, so no locking is needed).
-func compareTile(m *change.Model, before, after gocv.Mat, t Tile, mask *change.Mask, score []uint8) (Shift, error) {
+// cores do not overlap, so no locking is needed); sc are the whole images'
+// band statistics (nil: the tile's own).
+func compareTile(m *change.Model, sc *change.SceneStats, before, after gocv.Mat, t Tile, mask *change.Mask, score []uint8) (Shift, error) {
 	a, err := cropMat(before, t.Read)
 	if err != nil {
 		return Shift{}, err
@@ -157,8 +168,8 @@ func compareTile(m *change.Model, before, after gocv.Mat, t Tile, mask *change.M
 	if err != nil {
 		return Shift{}, err
 	}
-	b, shift := Prepare(a, b)
-	prob, err := m.ProbWorkers(a, b, 1)
+	b, shift := PrepareFor(m, a, b)
+	prob, err := m.ProbScene(a, b, sc, 1)
 	if err != nil {
 		return shift, err
 	}

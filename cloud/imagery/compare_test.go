@@ -2,6 +2,7 @@ package imagery
 
 import (
 	"context"
+	"math"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -114,7 +115,7 @@ func TestCompareTiles(t *testing.T) {
 		mask := change.NewMask(a.Cols(), a.Rows())
 		score := make([]uint8, a.Cols()*a.Rows())
 		for _, tl := range Tiles(a.Cols(), a.Rows(), tile, max(64, m.Reach())) {
-			if _, err := compareTile(m, a, b, tl, mask, score); err != nil {
+			if _, err := compareTile(m, nil, a, b, tl, mask, score); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -173,7 +174,7 @@ func BenchmarkChangeMap(b *testing.B) {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		bb, _ := Prepare(A, B)
+		bb, _ := PrepareFor(m, A, B)
 		prob, err := m.Prob(A, bb)
 		if err != nil {
 			b.Fatal(err)
@@ -191,4 +192,68 @@ func BenchmarkChangeMap(b *testing.B) {
 	// CPU time is what a busy shared machine cannot inflate: wall time on an
 	// idle machine is about cpu-ms/MP divided by the cores used.
 	b.ReportMetric(cpu*1000/mp, "cpu-ms/MP")
+}
+
+// The networks standardise each date with the band statistics of the whole
+// images (Compare computes them once), and tiles are read with a margin of
+// the model's reach, a multiple of the network's grid: the change map of a
+// region must not depend on how it is cut into tiles. On the 2×2 LEVIR
+// mosaic the stitched masks computed as one 512-px tile and with 200- and
+// 128-px tiles must (nearly) coincide. Standardising each tile over itself
+// (the old way, logged for comparison) does not.
+func TestCompareTileSizeNet(t *testing.T) {
+	lab := mosaicLabel(t, 2)
+	a, b := mosaic(t, 2)
+	defer a.Close()
+	defer b.Close()
+	sc, err := MatStats(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"change-cnn-levir", "change-cnn-dsifn", "change-cnn-both"} {
+		t.Run(name, func(t *testing.T) {
+			m, _, err := LoadModel(filepath.Join(moduleRoot(t), "models", "imagery", name+".json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Net == nil {
+				t.Fatalf("%s is not a network", name)
+			}
+			tiles := []int{512, 200, 128}
+			stitch := func(tile int, sc *change.SceneStats) (*change.Mask, []uint8) {
+				mask := change.NewMask(a.Cols(), a.Rows())
+				score := make([]uint8, a.Cols()*a.Rows())
+				for _, tl := range Tiles(a.Cols(), a.Rows(), tile, max(64, m.Reach())) {
+					if _, err := compareTile(m, sc, a, b, tl, mask, score); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return change.RemoveSmall(mask, m.Post.MinArea, m.Post.MaxHole), score
+			}
+			for _, scene := range []bool{false, true} {
+				st, how := &sc, "whole images' statistics"
+				if !scene {
+					st, how = nil, "each tile's own statistics (old)"
+				}
+				mask0, score0 := stitch(tiles[0], st)
+				var cf0 change.Confusion
+				cf0.Add(mask0, lab)
+				for _, tile := range tiles[1:] {
+					mask, score := stitch(tile, st)
+					var cf, same change.Confusion
+					cf.Add(mask, lab)
+					same.Add(mask, mask0) // one tiling scored against the other
+					worst := 0
+					for j, s := range score {
+						worst = max(worst, int(s)-int(score0[j]), int(score0[j])-int(s))
+					}
+					t.Logf("%s: %d-px tiles vs one 512-px tile: F1 vs labels %.4f vs %.4f; masks agree to IoU %.4f; score differs by up to %d/255",
+						how, tile, cf.F1(), cf0.F1(), same.IoU(), worst)
+					if scene && (same.IoU() < 0.99 || math.Abs(cf.F1()-cf0.F1()) > 0.005) {
+						t.Errorf("%d-px tiles: mask IoU %.4f with the untiled mask, F1 %.4f vs %.4f", tile, same.IoU(), cf.F1(), cf0.F1())
+					}
+				}
+			}
+		})
+	}
 }

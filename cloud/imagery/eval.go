@@ -117,6 +117,15 @@ func cpuTime() time.Duration {
 	return time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime))
 }
 
+// PrepareFor is Prepare for model m: co-registration always, the
+// radiometric matching only if the model wants it (MatchesRadiometry).
+func PrepareFor(m *change.Model, a, b *change.Image) (*change.Image, Shift) {
+	if m.MatchesRadiometry() {
+		return Prepare(a, b)
+	}
+	return Register(a, b, DefaultRegister)
+}
+
 // MsPerMegapixel is the processing time per megapixel of both dates.
 func (r *EvalResult) MsPerMegapixel() float64 {
 	if r.Pixels == 0 {
@@ -142,7 +151,7 @@ func Eval(ctx context.Context, m *change.Model, dir string, opt EvalOptions, pro
 			return nil, err
 		}
 		t0, c0 := time.Now(), cpuTime()
-		b, shift := Prepare(p.A, p.B)
+		b, shift := PrepareFor(m, p.A, p.B)
 		prob, mask, err := m.Detect(p.A, b)
 		if err != nil {
 			return nil, fmt.Errorf("pair %s: %w", n, err)
@@ -174,8 +183,10 @@ func Eval(ctx context.Context, m *change.Model, dir string, opt EvalOptions, pro
 	return res, nil
 }
 
-// LoadTrainingPairs reads all labelled pairs of dir, co-registered and
-// normalised the same way Eval prepares them.
+// LoadTrainingPairs reads all labelled pairs of dir, co-registered and with
+// the after date's radiometry matched to the before date's (Prepare). The
+// network's training jitters each date's colours independently after that
+// and standardises each crop over itself.
 func LoadTrainingPairs(dir string) ([]change.Pair, error) {
 	names, err := PairNames(dir, true)
 	if err != nil {

@@ -334,6 +334,16 @@ func (j *Job) Run(ctx context.Context, m *change.Model, opt RunOptions) (*Summar
 		return nil, err
 	}
 	defer src.Close()
+	// The network standardises every unit with the statistics of all the
+	// imagery, so its result does not depend on how it is cut into units.
+	var sc *change.SceneStats
+	if m.Net != nil {
+		st, err := src.Stats()
+		if err != nil {
+			return nil, fmt.Errorf("job: band statistics: %w", err)
+		}
+		sc = &st
+	}
 	units := src.Units()
 	var todo []Unit
 	for _, u := range units {
@@ -367,7 +377,7 @@ func (j *Job) Run(ctx context.Context, m *change.Model, opt RunOptions) (*Summar
 			defer wg.Done()
 			for u := range next {
 				t0 := time.Now()
-				res, err := j.processUnit(src, u, m, area, spec.MinAreaM2)
+				res, err := j.processUnit(src, u, m, sc, area, spec.MinAreaM2)
 				if err == nil {
 					res.Millis = float64(time.Since(t0).Microseconds()) / 1000
 					err = j.record(f, res)
@@ -514,14 +524,14 @@ const maxPerUnit = 10000
 // area of interest), so each pixel is found by exactly one unit. A region
 // that reaches the core's border is kept as a Part, whatever its size, and
 // judged when the job merges it with its pieces in the neighbouring units.
-func (j *Job) processUnit(src Source, u Unit, m *change.Model, area *georef.Area, minAreaM2 float64) (UnitResult, error) {
+func (j *Job) processUnit(src Source, u Unit, m *change.Model, sc *change.SceneStats, area *georef.Area, minAreaM2 float64) (UnitResult, error) {
 	p, err := src.Load(u)
 	if err != nil {
 		return UnitResult{}, err
 	}
 	a := p.Before
-	b, shift := Prepare(a, p.After)
-	prob, err := m.ProbWorkers(a, b, 1)
+	b, shift := PrepareFor(m, a, p.After)
+	prob, err := m.ProbScene(a, b, sc, 1)
 	if err != nil {
 		return UnitResult{}, err
 	}

@@ -32,6 +32,10 @@ type Source interface {
 	// Region reads the pixels of r (in the coordinates of Piece.Origin,
 	// clipped to the data) for a change that crosses unit borders.
 	Region(r image.Rectangle) (*Piece, error)
+	// Stats are the band statistics of both dates over all the imagery
+	// (pixels both dates have), with which the network standardises every
+	// unit: they do not depend on how the imagery is cut into units.
+	Stats() (change.SceneStats, error)
 	Close() error
 }
 
@@ -198,6 +202,29 @@ func (r *rasterPair) Close() error {
 	r.before.Close()
 	r.after.Close()
 	return nil
+}
+
+func (r *rasterPair) Stats() (change.SceneStats, error) { return MatStats(r.before, r.after) }
+
+// MatStats are the band statistics of two whole 8-bit BGR images.
+func MatStats(before, after gocv.Mat) (change.SceneStats, error) {
+	var acc [2]change.StatsAcc
+	for d, m := range []gocv.Mat{before, after} {
+		if m.Type() != gocv.MatTypeCV8UC3 {
+			return change.SceneStats{}, fmt.Errorf("image type %v, want 8-bit BGR", m.Type())
+		}
+		for y := 0; y < m.Rows(); y++ {
+			row := m.RowRange(y, y+1)
+			px, err := row.DataPtrUint8()
+			if err != nil {
+				row.Close()
+				return change.SceneStats{}, err
+			}
+			acc[d].AddBGR(px[:3*m.Cols()], nil)
+			row.Close()
+		}
+	}
+	return change.SceneStats{Before: acc[0].Stats(), After: acc[1].Stats()}, nil
 }
 
 func (r *rasterPair) Load(u Unit) (*Piece, error) {
@@ -514,6 +541,37 @@ func containsInt(list []int, v int) bool {
 		}
 	}
 	return false
+}
+
+// statsTiles is about how many tiles (of both dates) Stats reads.
+const statsTiles = 32
+
+// Stats reads every k-th tile both dates have, in row order, so that about
+// statsTiles tiles spread over the whole pyramid at the zoom are read; the
+// choice depends only on the tiles, not on the blocks or the area.
+func (p *pyramids) Stats() (change.SceneStats, error) {
+	keys := make([][2]int, 0, len(p.have))
+	for t := range p.have {
+		keys = append(keys, t)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i][1] < keys[j][1] || keys[i][1] == keys[j][1] && keys[i][0] < keys[j][0]
+	})
+	k := (len(keys) + statsTiles - 1) / statsTiles
+	var acc [2]change.StatsAcc
+	for i := 0; i < len(keys); i += k {
+		bufs, valid, ts, err := p.mosaic(p.z, keys[i][0], keys[i][1], 1, 1)
+		if err != nil {
+			return change.SceneStats{}, err
+		}
+		if ts == 0 {
+			continue
+		}
+		for d := range acc {
+			acc[d].AddBGR(bufs[d], valid)
+		}
+	}
+	return change.SceneStats{Before: acc[0].Stats(), After: acc[1].Stats()}, nil
 }
 
 func (p *pyramids) Describe() string { return p.desc }

@@ -192,37 +192,63 @@ func validRange(w, ow, dx, stride int) (int, int) {
 	return x0, x1
 }
 
-// standardise turns an image into a 3×H×W tensor with zero mean and unit
-// variance per channel, average-pooled by pool.
-func standardise(im *Image, pool int) *tensor {
-	pool = max(pool, 1)
+// standardise turns an image into the network's 3×H×W input: average-pooled
+// by n.Pool, each band standardised to zero mean and unit variance with the
+// statistics st of the whole scene (nil: of im itself).
+func (n *Net) standardise(im *Image, st *BandStats) *tensor {
+	pool := max(n.Pool, 1)
 	h, w := (im.H+pool-1)/pool, (im.W+pool-1)/pool
 	t := newTensor(3, h, w)
 	for c, src := range [][]float32{im.R, im.G, im.B} {
-		mean, std := channelStats(src)
-		inv := float32(1 / max(std, 1))
 		dst := t.ch(c)
-		if pool == 1 {
-			for i, v := range src {
-				dst[i] = (v - float32(mean)) * inv
-			}
-			continue
+		poolAvg(dst, src, im.W, im.H, pool)
+		var mean, std float64
+		if st != nil {
+			mean, std = st.Mean[c], st.Std[c]
+		} else {
+			mean, std = channelStats(src)
 		}
-		for y := 0; y < h; y++ {
-			for x := 0; x < w; x++ {
-				var s float32
-				n := 0
-				for yy := y * pool; yy < min(y*pool+pool, im.H); yy++ {
-					for xx := x * pool; xx < min(x*pool+pool, im.W); xx++ {
-						s += src[yy*im.W+xx]
-						n++
-					}
-				}
-				dst[y*w+x] = (s/float32(n) - float32(mean)) * inv
-			}
+		inv := float32(1 / max(std, 1))
+		for i, v := range dst {
+			dst[i] = (v - float32(mean)) * inv
 		}
 	}
 	return t
+}
+
+// poolAvg writes the pool×pool block means of the W×H grid src (blocks cut
+// by the border averaged over the pixels they have) to dst.
+func poolAvg(dst, src []float32, W, H, pool int) {
+	if pool == 1 {
+		copy(dst, src)
+		return
+	}
+	w, h := (W+pool-1)/pool, (H+pool-1)/pool
+	block := func(x, y int) float32 {
+		var s float32
+		n := 0
+		for yy := y * pool; yy < min(y*pool+pool, H); yy++ {
+			for xx := x * pool; xx < min(x*pool+pool, W); xx++ {
+				s += src[yy*W+xx]
+				n++
+			}
+		}
+		return s / float32(n)
+	}
+	for y := 0; y < h; y++ {
+		x := 0
+		if pool == 2 && 2*y+1 < H {
+			// Whole 2×2 blocks, summed in the same order as block.
+			r0, r1 := src[2*y*W:(2*y+1)*W], src[(2*y+1)*W:(2*y+2)*W]
+			d := dst[y*w : (y+1)*w]
+			for ; 2*x+1 < W; x++ {
+				d[x] = (r0[2*x] + r0[2*x+1] + r1[2*x] + r1[2*x+1]) / 4
+			}
+		}
+		for ; x < w; x++ {
+			dst[y*w+x] = block(x, y)
+		}
+	}
 }
 
 // Factor is how much coarser the output grid is than the input.
@@ -276,9 +302,9 @@ func (n *Net) validate() error {
 	return nil
 }
 
-// encode runs the encoder on one date.
-func (n *Net) encode(im *Image, workers int) *tensor {
-	t := standardise(im, n.Pool)
+// encode runs the encoder on one date (st: its scene's statistics, or nil).
+func (n *Net) encode(im *Image, st *BandStats, workers int) *tensor {
+	t := n.standardise(im, st)
 	for i := range n.Enc {
 		t = n.Enc[i].forward(t, workers)
 	}
@@ -298,16 +324,20 @@ func joint(a, b *tensor) *tensor {
 }
 
 // Logits returns the log-odds grid of a pair (before a, after b).
-func (n *Net) logits(a, b *Image, workers int) *tensor {
+func (n *Net) logits(a, b *Image, sc *SceneStats, workers int) *tensor {
+	var sa, sb *BandStats
+	if sc != nil {
+		sa, sb = &sc.Before, &sc.After
+	}
 	var ea, eb *tensor
 	if workers > 1 {
 		var wg sync.WaitGroup
 		wg.Add(1)
-		go func() { defer wg.Done(); ea = n.encode(a, max(workers/2, 1)) }()
-		eb = n.encode(b, max(workers-workers/2, 1))
+		go func() { defer wg.Done(); ea = n.encode(a, sa, max(workers/2, 1)) }()
+		eb = n.encode(b, sb, max(workers-workers/2, 1))
 		wg.Wait()
 	} else {
-		ea, eb = n.encode(a, 1), n.encode(b, 1)
+		ea, eb = n.encode(a, sa, 1), n.encode(b, sb, 1)
 	}
 	t := joint(ea, eb)
 	for i := range n.Head {
@@ -316,9 +346,16 @@ func (n *Net) logits(a, b *Image, workers int) *tensor {
 	return t
 }
 
-// Prob returns the per-pixel change probability of a pair.
-func (n *Net) Prob(a, b *Image, workers int) []float32 {
-	g := n.logits(a, b, workers)
+// Prob returns the per-pixel change probability of a pair, each date
+// standardised over itself.
+func (n *Net) Prob(a, b *Image, workers int) []float32 { return n.ProbScene(a, b, nil, workers) }
+
+// ProbScene is Prob with each date standardised with the statistics of its
+// whole scene (sc; nil: of a and b themselves). A tile of a larger scene
+// given the scene's statistics gets, within Reach of its border, the same
+// probabilities as the whole scene would.
+func (n *Net) ProbScene(a, b *Image, sc *SceneStats, workers int) []float32 {
+	g := n.logits(a, b, sc, workers)
 	p := g.ch(0)
 	for i, v := range p {
 		p[i] = sigmoid(v)

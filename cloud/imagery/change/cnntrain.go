@@ -29,12 +29,20 @@ type NetConfig struct {
 	// Colour is the strength of the per-date colour jitter (channel mixing,
 	// gain, gamma, noise) applied independently to each date.
 	Colour float64 `json:"colour"`
+	// SceneStats standardises each crop's dates with the band statistics of
+	// the whole training image they were cut from (after the crop's colour
+	// jitter), as inference standardises every tile with those of the whole
+	// scene (ProbScene); false: over the crop itself.
+	SceneStats bool `json:"scene_stats,omitempty"`
 	// Negatives is the share of crops made of one date twice (differently
 	// jittered) with an empty label: appearance jitter is not change.
 	Negatives float64 `json:"negatives"`
 	// Reverse is the share of crops shown with the dates swapped and an
 	// empty label: a building that disappears is not new construction.
 	Reverse float64 `json:"reverse"`
+	// Dice is the weight of the soft Dice loss added to the per-pixel BCE
+	// (0: BCE only).
+	Dice    float64 `json:"dice,omitempty"`
 	Seed    uint64  `json:"seed"`
 	Workers int     `json:"-"`
 }
@@ -225,8 +233,9 @@ func newGrads(n *Net) *grads {
 }
 
 // step runs one crop forward and backward, adding the gradients of the mean
-// BCE loss (times scale) to g; it returns the loss.
-func (n *Net) step(a, b *tensor, target []float32, g *grads, scale float32) float64 {
+// BCE loss plus dice × the soft Dice loss (times scale) to g; it returns the
+// loss.
+func (n *Net) step(a, b *tensor, target []float32, g *grads, scale, dice float32) float64 {
 	ne := len(n.Enc)
 	actsA, actsB := []*tensor{a}, []*tensor{b}
 	for i := range n.Enc {
@@ -242,13 +251,29 @@ func (n *Net) step(a, b *tensor, target []float32, g *grads, scale float32) floa
 	d := newTensor(1, z.H, z.W)
 	var loss float64
 	inv := scale / float32(len(z.D))
+	var sp, st, spt float64
 	for i, v := range z.D {
 		t := target[i]
 		p := sigmoid(v)
 		loss += float64(max(v, 0) - v*t + float32(math.Log1p(math.Exp(-math.Abs(float64(v))))))
 		d.D[i] = (p - t) * inv
+		sp += float64(p)
+		st += float64(t)
+		spt += float64(p * t)
 	}
 	loss /= float64(len(z.D))
+	if dice > 0 {
+		// Soft Dice 1 - (2Σpt+1)/(Σp+Σt+1) over the crop: it weighs the
+		// changed class by its overlap rather than per pixel, which the
+		// unchanged majority dominates.
+		den, num := sp+st+diceSmooth, 2*spt+diceSmooth
+		loss += float64(dice) * (1 - num/den)
+		for i, v := range z.D {
+			p := float64(sigmoid(v))
+			dp := -(2*float64(target[i])*den - num) / (den * den)
+			d.D[i] += scale * dice * float32(dp*p*(1-p))
+		}
+	}
 	for i := len(n.Head) - 1; i >= 0; i-- {
 		d = n.Head[i].backward(acts[i], acts[i+1], d, g.w[ne+i], g.b[ne+i], true)
 	}
@@ -271,10 +296,15 @@ func (n *Net) step(a, b *tensor, target []float32, g *grads, scale float32) floa
 	return loss
 }
 
+// diceSmooth keeps the soft Dice loss defined (and gentle) on crops
+// without change.
+const diceSmooth = 1
+
 // crop is one augmented training sample.
 type crop struct {
 	a, b   *Image
-	target []float32 // on the output grid
+	sa, sb *BandStats // statistics to standardise a and b with (nil: their own)
+	target []float32  // on the output grid
 }
 
 // makeCrop draws a crop of side S from pair p: random scale, rotation, flip,
@@ -308,20 +338,34 @@ func makeCrop(p Pair, cfg NetConfig, factor int, rng *rand.Rand) crop {
 			lab[i] = bilinearMask(p.Label, sx, sy)
 		}
 	}
+	srcA, srcB := p.A, p.B // the images each side was cut from
 	switch r := rng.Float64(); {
 	case r < cfg.Negatives:
 		if rng.IntN(2) == 0 {
-			ib = cloneImage(ia)
+			ib, srcB = cloneImage(ia), p.A
 		} else {
-			ia = cloneImage(ib)
+			ia, srcA = cloneImage(ib), p.B
 		}
 		clear(lab)
 	case r < cfg.Negatives+cfg.Reverse:
 		ia, ib = ib, ia
+		srcA, srcB = p.B, p.A
 		clear(lab)
 	}
-	jitter(ia, cfg.Colour, rng)
-	jitter(ib, cfg.Colour, rng)
+	var sa, sb *BandStats
+	for _, side := range []struct {
+		im, src *Image
+		st      **BandStats
+	}{{ia, srcA, &sa}, {ib, srcB, &sb}} {
+		j := drawJitter(cfg.Colour, rng)
+		j.apply(side.im, rng)
+		if cfg.SceneStats {
+			whole := cloneImage(side.src)
+			j.apply(whole, rng)
+			st := ImageStats(whole)
+			*side.st = &st
+		}
+	}
 	// Target: label averaged over each output cell.
 	g := (S + factor - 1) / factor
 	target := make([]float32, g*g)
@@ -338,7 +382,7 @@ func makeCrop(p Pair, cfg NetConfig, factor int, rng *rand.Rand) crop {
 			target[y*g+x] = sum / float32(n)
 		}
 	}
-	return crop{a: ia, b: ib, target: target}
+	return crop{a: ia, b: ib, sa: sa, sb: sb, target: target}
 }
 
 func cloneImage(im *Image) *Image {
@@ -383,39 +427,56 @@ func bilinearMask(m *Mask, x, y float64) float32 {
 	return top + (bot-top)*ty
 }
 
-// jitter changes a date's colours the way another season, sensor or sun
-// would: a random near-identity channel mix, gain, gamma and noise.
-func jitter(im *Image, strength float64, rng *rand.Rand) {
+// jitterParams are one draw of the colour jitter: what another season,
+// sensor or sun would do to a date's colours.
+type jitterParams struct {
+	mix   [3][3]float32
+	gain  float32
+	lut   [256]float32
+	noise float32
+}
+
+// drawJitter draws a random near-identity channel mix, gain, gamma and
+// noise level of the given strength (nil when strength <= 0).
+func drawJitter(strength float64, rng *rand.Rand) *jitterParams {
 	if strength <= 0 {
-		return
+		return nil
 	}
-	var mix [3][3]float32
+	j := &jitterParams{}
 	for i := range 3 {
-		for j := range 3 {
+		for k := range 3 {
 			v := rng.NormFloat64() * 0.08 * strength
-			if i == j {
+			if i == k {
 				v += 1
 			}
-			mix[i][j] = float32(v)
+			j.mix[i][k] = float32(v)
 		}
 	}
-	gain := float32(math.Exp(rng.NormFloat64() * 0.2 * strength))
+	j.gain = float32(math.Exp(rng.NormFloat64() * 0.2 * strength))
 	gamma := math.Exp(rng.NormFloat64() * 0.25 * strength)
-	noise := float32(rng.Float64() * 4 * strength)
-	var lut [256]float32
-	for i := range lut {
-		lut[i] = float32(255 * math.Pow(float64(i)/255, gamma))
+	j.noise = float32(rng.Float64() * 4 * strength)
+	for i := range j.lut {
+		j.lut[i] = float32(255 * math.Pow(float64(i)/255, gamma))
 	}
+	return j
+}
+
+// apply jitters im in place (noise drawn from rng); a nil j does nothing.
+func (j *jitterParams) apply(im *Image, rng *rand.Rand) {
+	if j == nil {
+		return
+	}
+	mix := &j.mix
 	for i := range im.R {
 		r, g, b := im.R[i], im.G[i], im.B[i]
 		nr := mix[0][0]*r + mix[0][1]*g + mix[0][2]*b
 		ng := mix[1][0]*r + mix[1][1]*g + mix[1][2]*b
 		nb := mix[2][0]*r + mix[2][1]*g + mix[2][2]*b
 		for k, v := range []*float32{&nr, &ng, &nb} {
-			x := *v * gain
+			x := *v * j.gain
 			x = min(max(x, 0), 255)
-			x = lut[int(x)]
-			x += noise * float32(rng.NormFloat64())
+			x = j.lut[int(x)]
+			x += j.noise * float32(rng.NormFloat64())
 			switch k {
 			case 0:
 				im.R[i] = x
@@ -469,7 +530,7 @@ func TrainNet(pairs []Pair, cfg NetConfig, logf func(format string, args ...any)
 					r := rand.New(rand.NewPCG(seeds[step*cfg.Batch+j], 3))
 					p := pairs[r.IntN(len(pairs))]
 					c := makeCrop(p, cfg, factor, r)
-					losses[k] += net.step(standardise(c.a, net.Pool), standardise(c.b, net.Pool), c.target, gs[k], 1/float32(cfg.Batch))
+					losses[k] += net.step(net.standardise(c.a, c.sa), net.standardise(c.b, c.sb), c.target, gs[k], 1/float32(cfg.Batch), float32(cfg.Dice))
 				}
 			}(k)
 		}

@@ -89,10 +89,22 @@ func (p PostParams) Reach() int { return p.Smooth + 2*p.Open + 2*p.Close }
 // feature window plus the interpolation stride).
 func (m *Model) Reach() int {
 	if m.Net != nil {
-		return m.Net.Reach() + m.Post.Reach()
+		// A multiple of the net's grid factor: tiles whose sides are
+		// multiples of it then pool their pixels on the same grid as the
+		// whole image, so a pixel's result does not depend on the tiling.
+		f := m.Net.Factor()
+		return (m.Net.Reach() + m.Post.Reach() + f - 1) / f * f
 	}
 	return slices.Max(m.Scales) + m.Stride + m.Post.Reach()
 }
+
+// MatchesRadiometry reports whether the model wants the after date's
+// radiometry matched to the before date's (MatchStats over its input)
+// before it runs. The network does not: it standardises each date's bands
+// itself, with statistics of the whole scene (ProbScene), and a gain and
+// offset per band change nothing after that; matching over each tile
+// would only make its result depend on the tile.
+func (m *Model) MatchesRadiometry() bool { return m.Net == nil }
 
 // Load reads a model file and, when wantSHA256 is not empty, refuses a file
 // whose sha256 differs (a model must be the one its manifest measured).
@@ -169,11 +181,20 @@ func (m *Model) Prob(a, b *Image) ([]float32, error) {
 // ProbWorkers is Prob with a given number of goroutines (1 when the caller
 // already runs tiles in parallel).
 func (m *Model) ProbWorkers(a, b *Image, workers int) ([]float32, error) {
+	return m.ProbScene(a, b, nil, workers)
+}
+
+// ProbScene is ProbWorkers for a tile of a larger scene whose per-band
+// statistics are sc (nil: a and b are the whole scene). The network
+// standardises each date with them, so a tile read with a margin of Reach
+// gets the probabilities the whole scene would: the result does not depend
+// on the tiling. The boosted trees ignore sc.
+func (m *Model) ProbScene(a, b *Image, sc *SceneStats, workers int) ([]float32, error) {
 	if m.Net != nil {
 		if a.W != b.W || a.H != b.H || a.W < 1 || a.H < 1 {
 			return nil, fmt.Errorf("prob: dates are %dx%d and %dx%d", a.W, a.H, b.W, b.H)
 		}
-		return m.Net.Prob(a, b, max(workers, 1)), nil
+		return m.Net.ProbScene(a, b, sc, max(workers, 1)), nil
 	}
 	f, err := newFeaturizer(a, b, m.Scales, m.FeatureSet, workers)
 	if err != nil {

@@ -71,6 +71,66 @@ func channelStats(c []float32) (mean, std float64) {
 	return mean, std
 }
 
+// BandStats are the mean and standard deviation of each band (R, G, B) of
+// one date of a scene.
+type BandStats struct {
+	Mean [3]float64 `json:"mean"`
+	Std  [3]float64 `json:"std"`
+}
+
+// SceneStats are the band statistics of both dates of a scene (a whole
+// image, or all of a job's imagery).
+type SceneStats struct {
+	Before BandStats `json:"before"`
+	After  BandStats `json:"after"`
+}
+
+// StatsAcc accumulates pixels into BandStats.
+type StatsAcc struct {
+	n     float64
+	s, ss [3]float64
+}
+
+// AddBGR adds the pixels of 8-bit BGR data where valid is nil or not 0.
+func (a *StatsAcc) AddBGR(px []byte, valid []uint8) {
+	for i := 0; 3*i+2 < len(px); i++ {
+		if valid != nil && valid[i] == 0 {
+			continue
+		}
+		a.n++
+		for c := 0; c < 3; c++ {
+			v := float64(px[3*i+2-c]) // BGR → R, G, B
+			a.s[c] += v
+			a.ss[c] += v * v
+		}
+	}
+}
+
+// ImageStats are the band statistics of a whole image (what the network
+// uses when it is given no scene statistics).
+func ImageStats(im *Image) BandStats {
+	var st BandStats
+	for c, v := range [][]float32{im.R, im.G, im.B} {
+		st.Mean[c], st.Std[c] = channelStats(v)
+	}
+	return st
+}
+
+// Stats returns the statistics of the pixels added (zero mean and standard
+// deviation when none were).
+func (a *StatsAcc) Stats() BandStats {
+	var st BandStats
+	if a.n == 0 {
+		return st
+	}
+	for c := 0; c < 3; c++ {
+		m := a.s[c] / a.n
+		st.Mean[c] = m
+		st.Std[c] = math.Sqrt(math.Max(a.ss[c]/a.n-m*m, 0))
+	}
+	return st
+}
+
 // MatchStats is the radiometric normalisation: it returns a copy of src whose
 // per-channel mean and standard deviation equal those of ref (a linear
 // gain/offset per band, which absorbs most illumination and sensor
