@@ -29,11 +29,6 @@ type NetConfig struct {
 	// Colour is the strength of the per-date colour jitter (channel mixing,
 	// gain, gamma, noise) applied independently to each date.
 	Colour float64 `json:"colour"`
-	// SceneStats standardises each crop's dates with the band statistics of
-	// the whole training image they were cut from (after the crop's colour
-	// jitter), as inference standardises every tile with those of the whole
-	// scene (ProbScene); false: over the crop itself.
-	SceneStats bool `json:"scene_stats,omitempty"`
 	// Negatives is the share of crops made of one date twice (differently
 	// jittered) with an empty label: appearance jitter is not change.
 	Negatives float64 `json:"negatives"`
@@ -303,8 +298,7 @@ const diceSmooth = 1
 // crop is one augmented training sample.
 type crop struct {
 	a, b   *Image
-	sa, sb *BandStats // statistics to standardise a and b with (nil: their own)
-	target []float32  // on the output grid
+	target []float32 // on the output grid
 }
 
 // makeCrop draws a crop of side S from pair p: random scale, rotation, flip,
@@ -338,34 +332,20 @@ func makeCrop(p Pair, cfg NetConfig, factor int, rng *rand.Rand) crop {
 			lab[i] = bilinearMask(p.Label, sx, sy)
 		}
 	}
-	srcA, srcB := p.A, p.B // the images each side was cut from
 	switch r := rng.Float64(); {
 	case r < cfg.Negatives:
 		if rng.IntN(2) == 0 {
-			ib, srcB = cloneImage(ia), p.A
+			ib = cloneImage(ia)
 		} else {
-			ia, srcA = cloneImage(ib), p.B
+			ia = cloneImage(ib)
 		}
 		clear(lab)
 	case r < cfg.Negatives+cfg.Reverse:
 		ia, ib = ib, ia
-		srcA, srcB = p.B, p.A
 		clear(lab)
 	}
-	var sa, sb *BandStats
-	for _, side := range []struct {
-		im, src *Image
-		st      **BandStats
-	}{{ia, srcA, &sa}, {ib, srcB, &sb}} {
-		j := drawJitter(cfg.Colour, rng)
-		j.apply(side.im, rng)
-		if cfg.SceneStats {
-			whole := cloneImage(side.src)
-			j.apply(whole, rng)
-			st := ImageStats(whole)
-			*side.st = &st
-		}
-	}
+	jitter(ia, cfg.Colour, rng)
+	jitter(ib, cfg.Colour, rng)
 	// Target: label averaged over each output cell.
 	g := (S + factor - 1) / factor
 	target := make([]float32, g*g)
@@ -382,7 +362,7 @@ func makeCrop(p Pair, cfg NetConfig, factor int, rng *rand.Rand) crop {
 			target[y*g+x] = sum / float32(n)
 		}
 	}
-	return crop{a: ia, b: ib, sa: sa, sb: sb, target: target}
+	return crop{a: ia, b: ib, target: target}
 }
 
 func cloneImage(im *Image) *Image {
@@ -427,56 +407,39 @@ func bilinearMask(m *Mask, x, y float64) float32 {
 	return top + (bot-top)*ty
 }
 
-// jitterParams are one draw of the colour jitter: what another season,
-// sensor or sun would do to a date's colours.
-type jitterParams struct {
-	mix   [3][3]float32
-	gain  float32
-	lut   [256]float32
-	noise float32
-}
-
-// drawJitter draws a random near-identity channel mix, gain, gamma and
-// noise level of the given strength (nil when strength <= 0).
-func drawJitter(strength float64, rng *rand.Rand) *jitterParams {
+// jitter changes a date's colours the way another season, sensor or sun
+// would: a random near-identity channel mix, gain, gamma and noise.
+func jitter(im *Image, strength float64, rng *rand.Rand) {
 	if strength <= 0 {
-		return nil
-	}
-	j := &jitterParams{}
-	for i := range 3 {
-		for k := range 3 {
-			v := rng.NormFloat64() * 0.08 * strength
-			if i == k {
-				v += 1
-			}
-			j.mix[i][k] = float32(v)
-		}
-	}
-	j.gain = float32(math.Exp(rng.NormFloat64() * 0.2 * strength))
-	gamma := math.Exp(rng.NormFloat64() * 0.25 * strength)
-	j.noise = float32(rng.Float64() * 4 * strength)
-	for i := range j.lut {
-		j.lut[i] = float32(255 * math.Pow(float64(i)/255, gamma))
-	}
-	return j
-}
-
-// apply jitters im in place (noise drawn from rng); a nil j does nothing.
-func (j *jitterParams) apply(im *Image, rng *rand.Rand) {
-	if j == nil {
 		return
 	}
-	mix := &j.mix
+	var mix [3][3]float32
+	for i := range 3 {
+		for j := range 3 {
+			v := rng.NormFloat64() * 0.08 * strength
+			if i == j {
+				v += 1
+			}
+			mix[i][j] = float32(v)
+		}
+	}
+	gain := float32(math.Exp(rng.NormFloat64() * 0.2 * strength))
+	gamma := math.Exp(rng.NormFloat64() * 0.25 * strength)
+	noise := float32(rng.Float64() * 4 * strength)
+	var lut [256]float32
+	for i := range lut {
+		lut[i] = float32(255 * math.Pow(float64(i)/255, gamma))
+	}
 	for i := range im.R {
 		r, g, b := im.R[i], im.G[i], im.B[i]
 		nr := mix[0][0]*r + mix[0][1]*g + mix[0][2]*b
 		ng := mix[1][0]*r + mix[1][1]*g + mix[1][2]*b
 		nb := mix[2][0]*r + mix[2][1]*g + mix[2][2]*b
 		for k, v := range []*float32{&nr, &ng, &nb} {
-			x := *v * j.gain
+			x := *v * gain
 			x = min(max(x, 0), 255)
-			x = j.lut[int(x)]
-			x += j.noise * float32(rng.NormFloat64())
+			x = lut[int(x)]
+			x += noise * float32(rng.NormFloat64())
 			switch k {
 			case 0:
 				im.R[i] = x
@@ -530,7 +493,7 @@ func TrainNet(pairs []Pair, cfg NetConfig, logf func(format string, args ...any)
 					r := rand.New(rand.NewPCG(seeds[step*cfg.Batch+j], 3))
 					p := pairs[r.IntN(len(pairs))]
 					c := makeCrop(p, cfg, factor, r)
-					losses[k] += net.step(net.standardise(c.a, c.sa), net.standardise(c.b, c.sb), c.target, gs[k], 1/float32(cfg.Batch), float32(cfg.Dice))
+					losses[k] += net.step(net.standardise(c.a, nil), net.standardise(c.b, nil), c.target, gs[k], 1/float32(cfg.Batch), float32(cfg.Dice))
 				}
 			}(k)
 		}
