@@ -23,7 +23,11 @@
     const tileInput = $("#tile-url");
     tileInput.value = localStorage.getItem("gw_tiles") || "";
     $("#tile-save").addEventListener("click", () => { localStorage.setItem("gw_tiles", tileInput.value.trim()); location.reload(); });
-    if (!window.L) { await listOnly(); return; }
+    if (!window.L) {
+      await listOnly();
+      GW.onLive("cases", listOnly);
+      return;
+    }
 
     const map = L.map("map", { preferCanvas: true, attributionControl: false, zoomSnap: 0.5, minZoom: 10, maxZoom: 19 });
     window.GWMap = { map };
@@ -145,7 +149,7 @@
     document.body.dataset.ready = "1";
   });
 
-  // Without Leaflet the page still lists the open cases.
+  // Without Leaflet the page still lists the open cases, kept live.
   async function listOnly() {
     const cs = await GW.get("/api/v1/cases?limit=5000");
     const open = cs.filter((c) => GW.OPEN.includes(c.status));
