@@ -25,7 +25,8 @@
 // object, and the reference goes back. Anything that stays longer than
 // Forget becomes part of the scene. The first frame is not taken as the
 // empty scene as it is: for a few seconds (warmUp) the reference learns
-// whatever has settled where the first frame showed something else.
+// whatever has settled where the first frame showed something else, and
+// goes on so where the frame has not yet agreed with it (warmUpMax).
 //
 // Frames are downscaled packed BGR, a couple per second, with timestamps.
 package occupancy
@@ -144,6 +145,8 @@ type Detector struct {
 	priorAge []float32
 	hasPrior []byte
 
+	seen []byte // the frame has agreed with the reference here since the warm-up
+
 	steps   int
 	elapsed float32 // seconds since the first frame, as the steps add up (dt): the warm-up's clock
 	last    time.Time
@@ -192,6 +195,12 @@ const (
 	// the motion test (seed 22: a walker's trail was learned and held as
 	// an object from 5 s).
 	warmUp = 5 * time.Second
+	// warmUpMax is how long after the first frame a pixel that has not yet
+	// agreed with the reference may still be learned as during the
+	// warm-up (see updatePixels): long enough for a place left at the end
+	// of the warm-up to look steady, short enough that an object that
+	// stops there is seldom learned.
+	warmUpMax = 3 * warmUp
 	// ghostMargin is how many times stronger than in the frame the
 	// outline of a still thing must be in the reference for the thing to
 	// be taken as a ghost (see isGhost). With the warm-up taking the
@@ -227,6 +236,7 @@ func New(zones []Zone, w, h int) (*Detector, error) {
 		prior:    make([]float32, n*3),
 		priorAge: make([]float32, n),
 		hasPrior: make([]byte, n),
+		seen:     make([]byte, n),
 		fast:     make([]float32, n*3),
 		age:      make([]float32, n),
 		miss:     make([]float32, n),
@@ -294,10 +304,11 @@ func (d *Detector) Step(frame []byte, at time.Time) []Episode {
 }
 
 // updatePixels advances the fast background, the reference and the
-// per-pixel age. While warm (see warmUp) the reference learns every still
-// pixel that differs from it as fast as the fast background does, and
-// nothing is timed.
-func (d *Detector) updatePixels(frame []byte, dt float32, warm bool) {
+// per-pixel age. While warm (see warmUp; a pixel the frame has not yet
+// agreed with the reference at stays warm up to warmUpMax) the reference
+// learns every still pixel that differs from it as fast as the fast
+// background does, and nothing is timed.
+func (d *Detector) updatePixels(frame []byte, dt float32, warmAll bool) {
 	decay := func(tau time.Duration) float32 {
 		return 1 - float32(math.Exp(-float64(dt)/tau.Seconds()))
 	}
@@ -326,6 +337,18 @@ func (d *Detector) updatePixels(frame []byte, dt float32, warm bool) {
 		}
 		diff := d.light.differs(frame, d.ref, p)
 		d.diff[p] = b2u(diff)
+		// A pixel stays warm after the warm-up until the frame has agreed
+		// with the reference there once (for at most warmUpMax): the
+		// reference is the empty scene only where that has been seen.
+		// Where something in the first frame left while the warm-up ended
+		// (someone walking slowly away; rain keeps the place from looking
+		// steady for long), the warm-up learned only part of the empty
+		// place, and what it left is neither ghost enough for the outline
+		// test nor ever agreeing with the frame again.
+		warm := warmAll || (d.seen[p] == 0 && d.elapsed < float32(warmUpMax.Seconds()))
+		if !warmAll && !diff {
+			d.seen[p] = 1
+		}
 		mv := d.moving[p] != 0
 		// The reference learns the scene in the light of the reference: a
 		// pixel that agrees with it where it is (agreeing only with a
