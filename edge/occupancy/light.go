@@ -1,9 +1,6 @@
 package occupancy
 
-import (
-	"math"
-	"slices"
-)
+import "slices"
 
 // lighting tells a change of light from an object. A cloud, dusk or a
 // switched-on lamp scales the brightness of everything in a large area by
@@ -17,10 +14,7 @@ type lighting struct {
 	bs     int // block size in pixels
 	gw, gh int // blocks across and down
 	gain   []float32
-	vals   [][]float32 // per block: the sampled pixels' frame/reference ratios
-	rest   [][]float32 // ... of those neither moving nor differing in the last frame
-	own    []float32   // per block: the median of vals (0: too few)
-	tmp    []float32
+	vals   [][]float32
 }
 
 const (
@@ -35,23 +29,15 @@ func newLighting(w, h int) *lighting {
 	l := &lighting{w: w, h: h, bs: bs, gw: (w + bs - 1) / bs, gh: (h + bs - 1) / bs}
 	l.gain = make([]float32, l.gw*l.gh)
 	l.vals = make([][]float32, l.gw*l.gh)
-	l.rest = make([][]float32, l.gw*l.gh)
-	l.own = make([]float32, l.gw*l.gh)
 	return l
 }
 
 func luma(b, g, r uint8) float32 { return (float32(b) + 2*float32(g) + float32(r)) / 4 }
 
-// estimate sets the gains. Pixels with skip[p] != 0 (objects being timed)
-// are left out; pixels that differed from the reference in the last frame
-// (diff[p] != 0) or are moving now (moving[p] != 0), an object wherever it
-// stands or arrives, are left out where the block's neighbours side with
-// that (see below).
-func (l *lighting) estimate(frame []byte, ref []float32, skip []float32, diff, moving []byte) {
+func (l *lighting) estimate(frame []byte, ref []float32, skip []float32) {
 	var all []float32
 	for i := range l.vals {
 		l.vals[i] = l.vals[i][:0]
-		l.rest[i] = l.rest[i][:0]
 	}
 	for y := lightStep / 2; y < l.h; y += lightStep {
 		for x := lightStep / 2; x < l.w; x += lightStep {
@@ -66,9 +52,6 @@ func (l *lighting) estimate(frame []byte, ref []float32, skip []float32, diff, m
 			r := luma(frame[p*3], frame[p*3+1], frame[p*3+2]) / lb
 			k := (y/l.bs)*l.gw + x/l.bs
 			l.vals[k] = append(l.vals[k], r)
-			if diff[p] == 0 && moving[p] == 0 {
-				l.rest[k] = append(l.rest[k], r)
-			}
 			all = append(all, r)
 		}
 	}
@@ -76,59 +59,15 @@ func (l *lighting) estimate(frame []byte, ref []float32, skip []float32, diff, m
 	if len(all) > 0 {
 		global = median(all)
 	}
-	// A block mostly covered by objects being timed, or dark, follows
-	// the whole frame.
-	enough := (l.bs / lightStep) * (l.bs / lightStep) / 4
 	for k, v := range l.vals {
-		l.own[k] = 0
-		if len(v) >= enough {
-			l.own[k] = median(v)
-		}
-	}
-	// A large object that is not timed (a car standing in the next lane)
-	// can make up most of its block, and the block's median is then the
-	// object's own ratio, not the light's: the ground around it would read
-	// as changed (seed 39, at night: the road beside a dark car, held as
-	// an occupation of the kerb zone). Without the pixels that move or
-	// differed in the last frame the block shows the light on the rest:
-	// the object is left out from its arrival on, for as long as the gain
-	// does not explain it. But a cloud's shadow or a lamp's pool spreading
-	// over a block makes its pixels differ too until its median turns.
-	// Light is shared with the neighbouring blocks, a standing object's
-	// look is not: the block takes whichever of its two medians is nearer
-	// to its neighbours'.
-	for k := range l.gain {
-		own := l.own[k]
-		if own == 0 {
+		// A block mostly covered by objects being timed, or dark, follows
+		// the whole frame.
+		if len(v) < (l.bs/lightStep)*(l.bs/lightStep)/4 {
 			l.gain[k] = global
 			continue
 		}
-		l.gain[k] = own
-		if len(l.rest[k]) < enough/2 {
-			continue // half as many will do: the neighbours check them
-		}
-		rest := median(l.rest[k])
-		nb := l.tmp[:0]
-		bx, by := k%l.gw, k/l.gw
-		for _, c := range [4][2]int{{bx - 1, by}, {bx + 1, by}, {bx, by - 1}, {bx, by + 1}} {
-			if c[0] >= 0 && c[0] < l.gw && c[1] >= 0 && c[1] < l.gh && l.own[c[1]*l.gw+c[0]] != 0 {
-				nb = append(nb, l.own[c[1]*l.gw+c[0]])
-			}
-		}
-		l.tmp = nb
-		want := global
-		if len(nb) > 0 {
-			want = median(nb)
-		}
-		if logDist(rest, want) < logDist(own, want) {
-			l.gain[k] = rest
-		}
+		l.gain[k] = median(v)
 	}
-}
-
-// logDist is how far apart two gains are as a factor.
-func logDist(a, b float32) float64 {
-	return math.Abs(math.Log(float64(max(a, 1e-3)) / float64(max(b, 1e-3))))
 }
 
 // at interpolates the gain between block centres.

@@ -287,10 +287,7 @@ func (d *Detector) Step(frame []byte, at time.Time) []Episode {
 		}
 	}
 	d.elapsed += dt
-	if d.steps > 0 {
-		d.findMotion(frame)
-	}
-	d.light.estimate(frame, d.ref, d.age, d.diff, d.moving)
+	d.light.estimate(frame, d.ref, d.age)
 	d.updatePixels(frame, dt, d.elapsed < float32(warmUp.Seconds()))
 	var out []Episode
 	for _, z := range d.zones {
@@ -315,6 +312,7 @@ func (d *Detector) updatePixels(frame []byte, dt float32, warmAll bool) {
 	alpha, aRef, aOut := float32(1), decay(refTau), decay(outsideTau)
 	if d.steps > 0 {
 		alpha = decay(fastTau)
+		d.findMotion(frame)
 	}
 	forget := float32(d.Forget.Seconds())
 	for p := range d.age {

@@ -546,23 +546,3 @@ func TestLeftAsTheWarmUpEnds(t *testing.T) {
 		}
 	}
 }
-
-// TestLargeObjectBesideZoneIsNotLight: a dark car stops beside a kerb zone
-// (in the lane above it in the picture, not on the kerb) at night and
-// covers most of a block of the light estimate. Its own ratio to the
-// empty road is then the block's median, and the unchanged road in the
-// zone below it reads brighter than that "light" predicts (seed 39: held
-// as an occupation for 14 s). The light is what the neighbouring blocks
-// see; nothing may be reported.
-func TestLargeObjectBesideZoneIsNotLight(t *testing.T) {
-	kerb := Zone{ID: "kerb", Rule: NoParking, Polygon: []image.Point{{40, 112}, {200, 112}, {200, 150}, {40, 150}}, Dwell: 10 * time.Second}
-	for _, light := range []float64{1, 0.45} {
-		car := object{w: 40, h: 28, bgr: [3]float64{28, 26, 30},
-			pos: stops(image.Pt(-50, 84), image.Pt(80, 84), image.Pt(-50, 84), 15, 18, 70, 72)}
-		sc := scene{seconds: 60, objects: []object{car}, gain: func(float64) float64 { return light }}
-		got, log := runScene(t, sc, []Zone{kerb})
-		if len(got) > 0 {
-			t.Errorf("light %g: reports where a car stood beside the zone:%s", light, log)
-		}
-	}
-}
