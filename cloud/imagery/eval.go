@@ -76,7 +76,8 @@ func LoadPair(dir, name string, withLabel bool) (change.Pair, error) {
 }
 
 // Prepare co-registers b onto a and matches b's radiometry to a's: the
-// input every model and every crop for the verifier sees.
+// input the boosted trees see (networks get PrepareFor's co-registration
+// only).
 func Prepare(a, b *change.Image) (*change.Image, Shift) {
 	b, s := Register(a, b, DefaultRegister)
 	return change.MatchStats(b, a), s

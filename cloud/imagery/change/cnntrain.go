@@ -35,9 +35,6 @@ type NetConfig struct {
 	// Reverse is the share of crops shown with the dates swapped and an
 	// empty label: a building that disappears is not new construction.
 	Reverse float64 `json:"reverse"`
-	// Dice is the weight of the soft Dice loss added to the per-pixel BCE
-	// (0: BCE only).
-	Dice    float64 `json:"dice,omitempty"`
 	Seed    uint64  `json:"seed"`
 	Workers int     `json:"-"`
 }
@@ -228,9 +225,8 @@ func newGrads(n *Net) *grads {
 }
 
 // step runs one crop forward and backward, adding the gradients of the mean
-// BCE loss plus dice × the soft Dice loss (times scale) to g; it returns the
-// loss.
-func (n *Net) step(a, b *tensor, target []float32, g *grads, scale, dice float32) float64 {
+// BCE loss (times scale) to g; it returns the loss.
+func (n *Net) step(a, b *tensor, target []float32, g *grads, scale float32) float64 {
 	ne := len(n.Enc)
 	actsA, actsB := []*tensor{a}, []*tensor{b}
 	for i := range n.Enc {
@@ -246,29 +242,13 @@ func (n *Net) step(a, b *tensor, target []float32, g *grads, scale, dice float32
 	d := newTensor(1, z.H, z.W)
 	var loss float64
 	inv := scale / float32(len(z.D))
-	var sp, st, spt float64
 	for i, v := range z.D {
 		t := target[i]
 		p := sigmoid(v)
 		loss += float64(max(v, 0) - v*t + float32(math.Log1p(math.Exp(-math.Abs(float64(v))))))
 		d.D[i] = (p - t) * inv
-		sp += float64(p)
-		st += float64(t)
-		spt += float64(p * t)
 	}
 	loss /= float64(len(z.D))
-	if dice > 0 {
-		// Soft Dice 1 - (2Σpt+1)/(Σp+Σt+1) over the crop: it weighs the
-		// changed class by its overlap rather than per pixel, which the
-		// unchanged majority dominates.
-		den, num := sp+st+diceSmooth, 2*spt+diceSmooth
-		loss += float64(dice) * (1 - num/den)
-		for i, v := range z.D {
-			p := float64(sigmoid(v))
-			dp := -(2*float64(target[i])*den - num) / (den * den)
-			d.D[i] += scale * dice * float32(dp*p*(1-p))
-		}
-	}
 	for i := len(n.Head) - 1; i >= 0; i-- {
 		d = n.Head[i].backward(acts[i], acts[i+1], d, g.w[ne+i], g.b[ne+i], true)
 	}
@@ -290,10 +270,6 @@ func (n *Net) step(a, b *tensor, target []float32, g *grads, scale, dice float32
 	}
 	return loss
 }
-
-// diceSmooth keeps the soft Dice loss defined (and gentle) on crops
-// without change.
-const diceSmooth = 1
 
 // crop is one augmented training sample.
 type crop struct {
@@ -493,7 +469,7 @@ func TrainNet(pairs []Pair, cfg NetConfig, logf func(format string, args ...any)
 					r := rand.New(rand.NewPCG(seeds[step*cfg.Batch+j], 3))
 					p := pairs[r.IntN(len(pairs))]
 					c := makeCrop(p, cfg, factor, r)
-					losses[k] += net.step(net.standardise(c.a, nil), net.standardise(c.b, nil), c.target, gs[k], 1/float32(cfg.Batch), float32(cfg.Dice))
+					losses[k] += net.step(net.standardise(c.a, nil), net.standardise(c.b, nil), c.target, gs[k], 1/float32(cfg.Batch))
 				}
 			}(k)
 		}

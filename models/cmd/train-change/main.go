@@ -45,7 +45,6 @@ func run(args []string) error {
 	fs.Float64Var(&cfg.Colour, "colour", cfg.Colour, "strength of the per-date colour jitter")
 	fs.Float64Var(&cfg.Negatives, "negatives", cfg.Negatives, "share of crops showing one date twice, labelled unchanged")
 	fs.Float64Var(&cfg.Reverse, "reverse", cfg.Reverse, "share of crops with the dates swapped, labelled unchanged")
-	fs.Float64Var(&cfg.Dice, "dice", cfg.Dice, "weight of the soft Dice loss added to the per-pixel cross-entropy")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "random seed")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "goroutines (the result does not depend on it up to float rounding)")
 	if err := fs.Parse(args); err != nil {
