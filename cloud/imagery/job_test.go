@@ -417,3 +417,26 @@ func BenchmarkJobTiles(b *testing.B) {
 	b.ReportMetric(mp/sec, "MP/s")
 	b.ReportMetric(cpu/mp, "cpu-ms/MP")
 }
+
+// The network standardises every unit with the statistics of all the
+// imagery (Source.Stats): a job over the same GeoTIFF pair cut into one
+// 512-px unit or into 200-px units finds the same changes.
+func TestJobUnitSizeNet(t *testing.T) {
+	s := newScene(t)
+	m, _, err := LoadModel(filepath.Join(moduleRoot(t), "models", "imagery", "change-cnn-dsifn.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, one := runJob(t, filepath.Join(s.dir, "one"), JobSpec{Before: s.tiffA, After: s.tiffB, Tile: 512}, m)
+	jOne, _ := OpenJob(filepath.Join(s.dir, "one"), nil)
+	_, many := runJob(t, filepath.Join(s.dir, "many"), JobSpec{Before: s.tiffA, After: s.tiffB, Tile: 200}, m)
+	jMany, _ := OpenJob(filepath.Join(s.dir, "many"), nil)
+	a, b := jOne.Changes(), jMany.Changes()
+	t.Logf("one unit: %d changes, %.1f m²; %d units: %d changes, %.1f m²", len(a), totalArea(a), many.Units, len(b), totalArea(b))
+	if one.Units != 1 || many.Units < 4 || len(a) == 0 {
+		t.Fatalf("units %d and %d, %d changes", one.Units, many.Units, len(a))
+	}
+	if len(a) != len(b) || math.Abs(totalArea(a)-totalArea(b)) > 1e-6*totalArea(a) {
+		t.Fatalf("one unit: %d changes, %.1f m²; 200-px units: %d changes, %.1f m²", len(a), totalArea(a), len(b), totalArea(b))
+	}
+}
