@@ -325,19 +325,7 @@ func makeCrop(p Pair, cfg NetConfig, factor int, rng *rand.Rand) crop {
 	// Target: label averaged over each output cell.
 	g := (S + factor - 1) / factor
 	target := make([]float32, g*g)
-	for y := 0; y < g; y++ {
-		for x := 0; x < g; x++ {
-			var sum float32
-			n := 0
-			for yy := y * factor; yy < min(y*factor+factor, S); yy++ {
-				for xx := x * factor; xx < min(x*factor+factor, S); xx++ {
-					sum += lab[yy*S+xx]
-					n++
-				}
-			}
-			target[y*g+x] = sum / float32(n)
-		}
-	}
+	poolAvg(target, lab, S, S, factor)
 	return crop{a: ia, b: ib, target: target}
 }
 
