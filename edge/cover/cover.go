@@ -98,6 +98,14 @@ type watched struct {
 	// refN is how many checks a steady reference (one enrolled without
 	// the classifier calling it closed) has been seen; 0 for others.
 	refN int
+	// back is a look that may become the reference (see replaced), seen
+	// backN times (backMiss checks in a row since it was last seen);
+	// afterHole: it was taken while a hazard's event was open (a new lid
+	// put back), not as a refresh of a half-matching reference.
+	afterHole bool
+	back      gocv.Mat
+	backN     int
+	backMiss  int
 }
 
 // size all crops are normalised to before comparing.
@@ -118,6 +126,7 @@ func (m *Monitor) Close() {
 	for _, w := range m.covers {
 		w.setRef(gocv.Mat{}, false)
 		w.dropPending()
+		w.dropBack()
 	}
 }
 
@@ -189,7 +198,15 @@ func (m *Monitor) enrolIfClosed(frame gocv.Mat) error {
 			}
 			continue
 		}
-		if ncc(crop, w.ref) >= presentNCC {
+		// The lid confirms its reference when it matches it well, or
+		// halfway with the road around it as it was when the reference
+		// was taken: a halfway match with the surroundings changed is a
+		// picture that caught a car beside the lid and over part of it
+		// (30-min seed 162: the first frame, a car passing; the lid
+		// matched 0.62-0.68 once it had gone, the road never looked as
+		// in that frame again, and every hole there read occluded).
+		n := ncc(crop, w.ref)
+		if n >= ringSame || (n >= presentNCC && w.ringAsEnrolled(frame)) {
 			w.confirmed = true
 			w.dropPending()
 			crop.Close()
@@ -199,7 +216,11 @@ func (m *Monitor) enrolIfClosed(frame gocv.Mat) error {
 			crop.Close() // nothing else says the lid is closed
 			continue
 		}
-		if w.pendingN > 0 && sameLook(crop, w.pending) {
+		// Against a halfway match only a look that matches itself well
+		// makes a run: a lid that correlates no better with itself
+		// (noise, rain) than with its reference would otherwise replace
+		// it every few checks.
+		if w.pendingN > 0 && sameLook(crop, w.pending) && (n < presentNCC || ncc(crop, w.pending) >= ringSame) {
 			// The first look of an agreeing run is the one enrolled.
 			w.pendingN++
 			crop.Close()
@@ -279,6 +300,20 @@ func (w *watched) steady(frame gocv.Mat, p float64) error {
 	}
 	w.refN = n
 	return nil
+}
+
+// ringAsEnrolled tells whether the surroundings in frame match their look
+// when the reference was taken (true when that is unknown or there is
+// nothing to compare).
+func (w *watched) ringAsEnrolled(frame gocv.Mat) bool {
+	if len(w.refRing) == 0 {
+		return true
+	}
+	saved := w.ring
+	w.ring = w.refRing
+	_, c, err := w.surroundings(frame)
+	w.ring = saved
+	return err == nil && c >= ringSame
 }
 
 // enrol makes crop (owned from now on) the reference look and frame's
@@ -374,8 +409,133 @@ func (m *Monitor) Check(frame gocv.Mat, at time.Time) ([]Change, error) {
 		if c, ok := m.step(w, obs, at); ok {
 			changes = append(changes, c)
 		}
+		if err := w.replaced(frame, obs); err != nil {
+			return changes, fmt.Errorf("check %s: %w", w.FacilityID, err)
+		}
 	}
 	return changes, nil
+}
+
+// replaced watches for a new lid after a confirmed hazard. The owner may put
+// back a lid that looks unlike the stolen one (another make, new paint): it
+// never matches the reference, reads as something standing on the cover at
+// best, and the next theft of it would be judged against the old lid, or
+// not seen at all while the first event never ends. While the event is
+// open, a look that lasts replaceChecks checks (passing traffic may hide
+// it for up to maxCandGap checks in a row) and is a lid on every one of
+// them is enrolled as the new reference, surroundings and all; checks the
+// old reference calls present do not count (it still works for this lid,
+// and will end the event). A lid on every check means: not read as
+// a hole, not too dark to say, nothing near as dark as a shaft (darkness is
+// what a hole shows however it is lit), the classifier not sure it is open,
+// and the road around the cover as it was, nothing reaching past it above
+// or below: a car parked on the hole, a person standing in it, changes the
+// surroundings, so it is never taken for the new lid. A plate laid over the
+// hole is taken, which is what it is: the shaft is closed.
+//
+// The same refreshes a confirmed reference that the lid in place matches
+// only halfway (presentNCC to ringSame): a reference taken from one
+// picture (the first frame, in other light; a passing car's headlights)
+// keeps the surroundings from ever being relearned, since they are
+// learned only while the lid is seen as it should be, and a lid judged
+// against a half-matching look is a coin toss in the end (30-min seed 150,
+// dusk: a road read changed, and a hole occluded, for half an hour). There
+// the classifier must call the lid closed, the look must be hardly darker
+// than the reference (refreshDark), match itself well (surePresent) on
+// every check and last refreshChecks checks.
+func (w *watched) replaced(frame gocv.Mat, o Observation) error {
+	// Only while the event is open: a new lid that the old reference
+	// calls present ends it, and is then better judged against the old
+	// lid than enrolled (a dark new lid as the reference leaves a hole
+	// only a little darker than it, and its frame correlating with it:
+	// 30-min seed 166, a theft missed so).
+	open := w.event != "" && w.stable != wire.CoverPresent
+	if open != w.afterHole {
+		w.afterHole = open
+		w.dropBack()
+	}
+	if !w.enrolled || o.State == wire.CoverMissing {
+		w.dropBack()
+		return nil
+	}
+	lid := o.State != wire.CoverUnknown && o.Dark < sureDark && o.Open < openAbove &&
+		o.Ring >= ringSame && math.Max(o.Above, o.Below) < standingChanged
+	need, strict := replaceChecks, false
+	if open {
+		// A check that the old reference calls present says nothing
+		// for the new lid or against it.
+		lid = lid && o.State != wire.CoverPresent
+	} else {
+		// Refresh: only a lid seen in place, that the classifier calls
+		// closed, matching its reference halfway, and as bright as the
+		// lid enrolled (not a darker new lid).
+		if !w.confirmed {
+			w.dropBack()
+			return nil
+		}
+		lid = lid && o.State == wire.CoverPresent && o.Open >= 0 && o.Open < closedBelow &&
+			o.NCC < ringSame && o.Dark < refreshDark
+		need, strict = refreshChecks, true
+	}
+	if !lid {
+		if w.backN > 0 && w.backMiss < maxCandGap {
+			w.backMiss++
+			return nil
+		}
+		w.dropBack()
+		return nil
+	}
+	crop, err := normCrop(frame, w.Region)
+	if err != nil {
+		return err
+	}
+	same := func() bool {
+		if strict {
+			return ncc(crop, w.back) >= surePresent
+		}
+		return sameLook(crop, w.back)
+	}
+	switch {
+	case w.backN > 0 && same():
+		w.backN++
+		w.backMiss = 0
+		crop.Close()
+	case w.backN > 0 && w.backMiss < maxCandGap && !strict:
+		w.backMiss++
+		crop.Close()
+	default:
+		w.dropBack()
+		w.back, w.backN = crop, 1
+	}
+	if w.backN < need {
+		return nil
+	}
+	ref, n := w.back, w.backN
+	w.back, w.backN, w.backMiss = gocv.Mat{}, 0, 0
+	// A new lid is often darker than the old one (new paint). Darkness
+	// is judged against the brighter of the two lids: a shaft is as dark
+	// whichever lid it had, and against a dark lid's brightness only
+	// part of it would count as dark, while its frame alone correlates
+	// with the dark lid (30-min seed 169: a theft of such a lid read
+	// present for three checks in the middle and was reported twice).
+	was := w.refMean * lightGain(w.refRing, w.ringPrev)
+	if err := w.enrol(ref, frame); err != nil {
+		return err
+	}
+	// (Safe: the look was never dark against the old lid's brightness,
+	// sureDark or refreshDark, so it is not dark against it now.)
+	w.refMean = math.Max(w.refMean, was)
+	w.refN = n
+	w.confirmed = true // seen `need` times, with nothing on it
+	w.dropPending()
+	return nil
+}
+
+func (w *watched) dropBack() {
+	if w.backN > 0 {
+		w.back.Close()
+	}
+	w.back, w.backN, w.backMiss = gocv.Mat{}, 0, 0
 }
 
 // step debounces observations into confirmed changes. Occluded and unknown
@@ -443,7 +603,11 @@ const (
 	ringCover       = 0.3  // share of changed cells that means something stands there
 	ringRelearn     = 10   // checks with the lid seen and its surroundings changed before the change is learned
 	standingChanged = 0.25 // share of changed cells just above or below the lid that means something stands there
+	standingSolid   = 0.8  // ... that means a body stands there, not the edge of a shadow
 	maxCandGap      = 10   // checks in a row that say nothing (occluded, unknown) after which a run of agreeing checks starts again
+	replaceChecks   = 10   // checks a lid seen after a hazard must last to be enrolled as the new reference
+	refreshChecks   = 20   // checks a lid matching its reference only halfway must look the same to become the reference
+	refreshDark     = 0.1  // ... with at most this dark share
 )
 
 // ringGrid is the grid the surroundings are compared on: the region grown
@@ -676,6 +840,11 @@ func (m *Monitor) observe(frame gocv.Mat, w *watched) (Observation, error) {
 	if err != nil {
 		return Observation{}, err
 	}
+	// The search resamples a wider crop, in other phase than the region's
+	// own: a fine lid pattern may lose half its correlation in it (30-min
+	// seed 150: 0.47 for a lid that matched 0.74 in place, so the
+	// surroundings were never relearned). The search can only add.
+	ncc = math.Max(ncc, ncc0)
 	ring, ringNCC, err := w.surroundings(frame)
 	if err != nil {
 		return Observation{}, err
@@ -712,9 +881,22 @@ func (m *Monitor) observe(frame gocv.Mat, w *watched) (Observation, error) {
 		// as the lid is gone. A change that lasts while the lid is seen
 		// (something set down beside it, the street lamps coming on) is
 		// taken after ringRelearn checks.
-		calm := len(w.ringPrev) == len(ring) && ringCorrelation(w.ringPrev, ring) >= ringSame
+		// Neither is taken at once while nearly all the road just above or
+		// below the lid differs from the reference, nor while part of it
+		// does and the lid is not fully seen: a car that stopped right
+		// before the lid stands as still between two checks as the light
+		// does, and learned, it leaves the road reading changed once it
+		// drives off (30-min seed 113: for the rest of the scene, so the
+		// next hole there read occluded and was missed); someone standing
+		// at the lid's edge hides part of it (2-min seed 1). The edge of
+		// a cloud's shadow changes part of that road while the lid is seen
+		// whole (30-min seed 169), and is learned. What stays is learned
+		// after ringRelearn checks like any lasting change.
+		st := math.Max(above, below)
+		standing := st >= standingSolid || (st >= standingChanged && ncc < surePresent)
+		calm := len(w.ringPrev) == len(ring) && ringCorrelation(w.ringPrev, ring) >= ringSame && !standing
 		switch {
-		case ringNCC >= ringSame:
+		case ringNCC >= ringSame && !standing:
 			w.ring, w.ringKnown, w.ringOdd = ring, true, 0
 		case calm:
 			// Nothing has come or gone since the last check: the
@@ -727,8 +909,15 @@ func (m *Monitor) observe(frame gocv.Mat, w *watched) (Observation, error) {
 		}
 	}
 	w.ringPrev = ring
+	// A shaft in a frame that outlives its lid keeps the frame's pattern:
+	// against a dark lid (a new one, darker paint) the square frame alone
+	// correlates above surePresent (30-min seed 150: 0.82 for a hole that
+	// was half dark and that the classifier was sure of). Darker than the
+	// lid over missingDark of the region and the classifier sure: the
+	// correlation is the frame's, not the lid's.
+	framedHole := darkShare >= missingDark && p >= openAbove
 	switch {
-	case ncc >= surePresent:
+	case ncc >= surePresent && !framedHole:
 		o.State, o.Confidence = wire.CoverPresent, clamp01(0.5+ncc/2)
 	case ringNCC < ringChanged:
 		// The road around the cover does not look as it did either: a car

@@ -628,3 +628,306 @@ func TestBlindLidNotMissing(t *testing.T) {
 		}
 	}
 }
+
+// scene is a synthetic 320×240 street for the tests of this round, drawn
+// like synthetic: the lid (see the cases) at synthRegion, optionally a dark
+// car standing just below the lid in the picture (reaching past it left and
+// right, not on it), or something dark set down beside it.
+type scene struct {
+	lid    string // "lid", "hole", "newlid" (another make: a checkerboard), "framelid" (a dark lid in a bright square frame), "framehole" (the frame, the lid gone), "halflid" (the lid, 60% of it hidden by something flat), "finelid" (a lid with a one-pixel pattern), "brightlid" and "darklid" (a bright striped lid, a dark checkered one, in a bright square frame), "dimhole" (that frame, the shaft a little darker than the dark lid)
+	below  bool
+	beside bool
+	edge   bool // someone dark standing at the lid's far edge: over its top rows and the road above it
+}
+
+func (s scene) mat(t *testing.T) gocv.Mat {
+	t.Helper()
+	const w, h = 320, 240
+	buf := make([]byte, w*h*3)
+	r := synthRegion
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			bx, by := uint32(x/6+100), uint32(y/6+100)
+			v := 80 + int((bx*2654435761^by*40503)>>7)%80
+			if image.Pt(x, y).In(r) {
+				lx, ly := x-r.Min.X, y-r.Min.Y
+				frame := lx < 3 || ly < 3 || lx >= r.Dx()-3 || ly >= r.Dy()-3
+				stripe := (x/3)%2 == 0
+				switch s.lid {
+				case "lid", "halflid":
+					v = 90
+					if stripe {
+						v = 170
+					}
+					if s.lid == "halflid" && lx < r.Dx()*6/10 {
+						v = 130
+					}
+				case "hole":
+					v = 25
+				case "newlid":
+					v = 75
+					if (lx/4+ly/4)%2 == 0 {
+						v = 135
+					}
+				case "framelid", "framehole":
+					switch {
+					case frame:
+						v = 170
+					case s.lid == "framehole":
+						v = 15
+					case stripe:
+						v = 75
+					default:
+						v = 55
+					}
+				case "brightlid", "darklid", "dimhole":
+					switch {
+					case frame:
+						v = 170
+					case s.lid == "dimhole":
+						v = 64
+					case s.lid == "brightlid" && stripe:
+						v = 160
+					case s.lid == "brightlid":
+						v = 120
+					case (lx/4+ly/4)%2 == 0:
+						v = 118
+					default:
+						v = 72
+					}
+				case "finelid":
+					v = 80
+					if (x+y)%2 == 0 {
+						v = 170
+					}
+				}
+			}
+			if s.below && x >= r.Min.X-10 && x < r.Max.X+10 && y >= r.Max.Y+1 && y < r.Max.Y+r.Dy() {
+				v = 30
+			}
+			if s.beside && x >= r.Max.X+2 && y >= r.Min.Y-r.Dy() && y < r.Max.Y+r.Dy() {
+				v = 20
+			}
+			if s.edge && x >= r.Min.X+12 && x < r.Max.X-12 && y >= r.Min.Y-r.Dy() && y < r.Min.Y+5 {
+				v = 25
+			}
+			i := (y*w + x) * 3
+			buf[i], buf[i+1], buf[i+2] = byte(v), byte(v), byte(v)
+		}
+	}
+	mat, err := gocv.NewMatFromBytes(h, w, gocv.MatTypeCV8UC3, buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mat
+}
+
+// step is a stretch of checks of one scene with the classifier saying p.
+type step struct {
+	s scene
+	p float64
+	n int
+}
+
+// play checks the steps in order, one a second from sec 0 on, after
+// enrolling the cover from enrol (nothing enrolled if enrol.lid is ""),
+// and returns every change.
+func play(t *testing.T, enrol scene, steps []step) []Change {
+	t.Helper()
+	p := 0.2
+	m := New("cam1", 3, []Spec{{FacilityID: "c1", Region: synthRegion}}).
+		WithClassifier(func(gocv.Mat, image.Rectangle) (float64, error) { return p, nil })
+	defer m.Close()
+	if enrol.lid != "" {
+		f := enrol.mat(t)
+		err := m.Enrol(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []Change
+	sec := 0
+	for _, st := range steps {
+		p = st.p
+		for range st.n {
+			got = append(got, checkAt(t, m, st.s.mat(t), sec)...)
+			sec++
+		}
+	}
+	return got
+}
+
+func news(ch []Change) int {
+	n := 0
+	for _, c := range ch {
+		if c.Phase == wire.PhaseNew {
+			n++
+		}
+	}
+	return n
+}
+
+// TestReplacementLidEnrolled: the lid is stolen and the owner puts back one
+// of another make, which never matches the old reference (and the
+// classifier is unsure of it). It must become the reference: the event
+// ends, and the next theft is reported as a new one (30-min seed 113: the
+// first event lasted through the replacement and the next theft).
+func TestReplacementLidEnrolled(t *testing.T) {
+	got := play(t, scene{lid: "lid"}, []step{
+		{scene{lid: "lid"}, 0.2, 3},
+		{scene{lid: "hole"}, 0.95, 6},
+		{scene{lid: "newlid"}, 0.55, replaceChecks + 6},
+		{scene{lid: "hole"}, 0.95, 6},
+	})
+	if news(got) != 2 || len(got) != 3 || got[1].Phase != wire.PhaseEnd {
+		t.Fatalf("changes %+v, want new, end (the new lid), new (its theft)", got)
+	}
+}
+
+// TestCarOnHoleNotEnrolled: a car parks over the open shaft (the
+// classifier calls the car closed, and nothing about it is dark). It
+// changes the road around the cover, so it is never taken for a new lid:
+// the event neither ends nor starts again when the car leaves.
+func TestCarOnHoleNotEnrolled(t *testing.T) {
+	got := play(t, scene{lid: "lid"}, []step{
+		{scene{lid: "lid"}, 0.2, 3},
+		{scene{lid: "hole"}, 0.95, 6},
+		{scene{lid: "newlid", below: true, beside: true}, 0.1, 3 * replaceChecks},
+		{scene{lid: "hole"}, 0.95, 6},
+	})
+	if len(got) != 1 || got[0].Phase != wire.PhaseNew {
+		t.Fatalf("changes %+v, want only the first new/missing", got)
+	}
+}
+
+// TestCarBelowLidNotLearned: a car stops right before the lid (below it in
+// the picture) and stands there while the lid is taken: its look is as
+// calm from one check to the next as slowly changing light, but it must
+// not be learned into the surroundings, or the road there reads changed
+// once it has gone, for as long as no lid matches the reference: the new
+// lid put back is taken for something standing on the cover, never
+// enrolled, and the event never ends (30-min seed 113: for the rest of the
+// scene, and two later thefts were missed).
+func TestCarBelowLidNotLearned(t *testing.T) {
+	got := play(t, scene{lid: "lid"}, []step{
+		{scene{lid: "lid"}, 0.2, 3},
+		{scene{lid: "lid", below: true}, 0.2, 6},
+		{scene{lid: "hole", below: true}, 0.95, 4},
+		{scene{lid: "hole"}, 0.95, 4},
+		{scene{lid: "newlid"}, 0.55, replaceChecks + 6},
+	})
+	if len(got) != 2 || got[0].Phase != wire.PhaseNew || got[1].Phase != wire.PhaseEnd {
+		t.Fatalf("changes %+v, want new/missing, then its end once the new lid is enrolled", got)
+	}
+}
+
+// TestFramedHoleAgainstDarkLid: a dark lid in a bright square frame; with
+// the lid gone the frame alone correlates with the reference above
+// surePresent. Darker than the lid over most of the region, and the
+// classifier sure: a hole (30-min seed 150, a dark new lid).
+func TestFramedHoleAgainstDarkLid(t *testing.T) {
+	got := play(t, scene{lid: "framelid"}, []step{
+		{scene{lid: "framelid"}, 0.3, 3},
+		{scene{lid: "framehole"}, 0.95, 6},
+	})
+	if len(got) != 1 || got[0].Phase != wire.PhaseNew || got[0].State != wire.CoverMissing {
+		t.Fatalf("changes %+v, want one new/missing for the framed hole", got)
+	}
+	// The same dark share with a classifier that is not sure stays the
+	// lid: a shadow does not make a hole.
+	if got := play(t, scene{lid: "framelid"}, []step{
+		{scene{lid: "framelid"}, 0.3, 3},
+		{scene{lid: "framehole"}, 0.6, 6},
+	}); len(got) != 0 {
+		t.Fatalf("unsure classifier: changes %+v, want none", got)
+	}
+}
+
+// TestHalfMatchingReferenceRefreshed: the reference was taken while
+// something hid most of the lid, so the lid in place matches it only
+// halfway, and the surroundings, learned only while the lid matches well,
+// would never follow a lasting change beside it (30-min seed 150, a first
+// frame in other light). The lid's own look, closed to the classifier and
+// the same for refreshChecks checks, becomes the reference; then the
+// change beside it is learned and the hole after it reported.
+func TestHalfMatchingReferenceRefreshed(t *testing.T) {
+	got := play(t, scene{lid: "halflid"}, []step{
+		{scene{lid: "lid"}, 0.2, refreshChecks + 2},
+		{scene{lid: "lid", beside: true}, 0.2, ringRelearn + 1},
+		{scene{lid: "hole", beside: true}, 0.95, 6},
+	})
+	if len(got) != 1 || got[0].Phase != wire.PhaseNew || got[0].State != wire.CoverMissing {
+		t.Fatalf("changes %+v, want one new/missing for the hole", got)
+	}
+}
+
+// TestFinePatternMatchesInPlace: the sway search resamples a wider crop,
+// in which a one-pixel lid pattern loses much of its correlation; the lid
+// seen in place, as enrolled, must still match it fully.
+func TestFinePatternMatchesInPlace(t *testing.T) {
+	m := New("cam1", 3, []Spec{{FacilityID: "c1", Region: synthRegion}})
+	defer m.Close()
+	f := scene{lid: "finelid"}.mat(t)
+	defer f.Close()
+	if err := m.Enrol(f); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Check(f, t0); err != nil {
+		t.Fatal(err)
+	}
+	if o := m.Last()["c1"]; o.NCC < 0.99 || o.State != wire.CoverPresent {
+		t.Fatalf("the enrolled picture itself: %+v, want present with a correlation of 1", o)
+	}
+}
+
+// TestFirstPictureWithCarReplaced: the box enrols the cover from the first
+// picture it checks, which caught a car beside the lid and over most of it
+// (the classifier calls it closed). The lid, once the car has gone,
+// matches that picture only halfway and the road around it never looks as
+// it did: the reference is not confirmed but replaced by the lid's own
+// steady look, surroundings and all, so the hole that follows is reported
+// (30-min seed 162: three thefts missed, every hole read occluded).
+func TestFirstPictureWithCarReplaced(t *testing.T) {
+	got := play(t, scene{}, []step{
+		{scene{lid: "halflid", beside: true}, 0.2, 1},
+		{scene{lid: "lid"}, 0.2, 5},
+		{scene{lid: "hole"}, 0.95, 6},
+	})
+	if len(got) != 1 || got[0].Phase != wire.PhaseNew || got[0].State != wire.CoverMissing {
+		t.Fatalf("changes %+v, want one new/missing for the hole", got)
+	}
+}
+
+// TestDarkNewLidKeepsHoleDark: a dark new lid replaces a bright one and
+// becomes the reference. A hole is judged dark against the brighter of the
+// two lids: against the dark one a dim shaft would not count as dark,
+// while the bright frame alone correlates with it, and the hole would read
+// present (30-min seed 169: three checks in the middle of a theft, which
+// was reported twice).
+func TestDarkNewLidKeepsHoleDark(t *testing.T) {
+	got := play(t, scene{lid: "brightlid"}, []step{
+		{scene{lid: "brightlid"}, 0.2, 3},
+		{scene{lid: "darklid"}, 0.2, refreshChecks + 4},
+		{scene{lid: "dimhole"}, 0.95, 6},
+	})
+	if len(got) != 1 || got[0].Phase != wire.PhaseNew || got[0].State != wire.CoverMissing {
+		t.Fatalf("changes %+v, want one new/missing for the hole", got)
+	}
+}
+
+// TestEdgeStanderNotLearned: someone stands at the lid's far edge, over
+// its top rows and the road above it, while the lid is taken. The lid is
+// not fully seen, so the changed road above it is not learned, or it
+// reads changed once they have gone and the hole reads as something
+// standing on the cover (2-min seed 1).
+func TestEdgeStanderNotLearned(t *testing.T) {
+	got := play(t, scene{lid: "lid"}, []step{
+		{scene{lid: "lid"}, 0.2, 3},
+		{scene{lid: "lid", edge: true}, 0.2, 2},
+		{scene{lid: "hole"}, 0.95, 6},
+	})
+	if len(got) != 1 || got[0].Phase != wire.PhaseNew || got[0].State != wire.CoverMissing {
+		t.Fatalf("changes %+v, want one new/missing for the hole", got)
+	}
+}

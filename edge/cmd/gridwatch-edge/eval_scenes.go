@@ -50,7 +50,7 @@ func runEvalScenes(ctx context.Context, args []string, stdout, stderr io.Writer)
 	asJSON := fs.Bool("json", false, "print one JSON object as the last line")
 	list := fs.Bool("list", false, "print every truth episode and every report of each seed on stderr")
 	combine := fs.Bool("combine", false, "do not run anything: add up the JSON results (the last line of each file named after the flags) of earlier runs over different seeds")
-	trace := fs.String("trace", "", "print every check of the cover with this facility id (state, confidence, correlations, dark share, classifier) on stderr")
+	trace := fs.String("trace", "", "print every check of the cover with this facility id (or of each in a comma-separated list; \"all\": every cover) (state, confidence, correlations, dark share, classifier) on stderr")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -90,8 +90,9 @@ func runEvalScenes(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	if *trace != "" {
 		var tmu sync.Mutex
+		traced := strings.Split(*trace, ",")
 		opts.CoverTrace = func(at float64, id string, o cover.Observation, state string) {
-			if id != *trace {
+			if *trace != "all" && !slices.Contains(traced, id) {
 				return
 			}
 			tmu.Lock()
