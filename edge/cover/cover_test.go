@@ -381,9 +381,7 @@ func TestSteadyLidSurvivesPassingCar(t *testing.T) {
 			sec++
 		}
 	}
-	if len(got) != 1 || got[0].Phase != wire.PhaseNew || got[0].State != wire.CoverMissing {
-		t.Fatalf("changes %+v, want one new/missing for the hole", got)
-	}
+	wantOneHole(t, got)
 }
 
 // TestPersonOnLidNotMissing: a person standing on (or just before) the lid
@@ -451,9 +449,7 @@ func TestOneLookReferenceReplaced(t *testing.T) {
 			sec++
 		}
 	}
-	if len(got) != 1 || got[0].Phase != wire.PhaseNew || got[0].State != wire.CoverMissing {
-		t.Fatalf("changes %+v, want one new/missing for the hole", got)
-	}
+	wantOneHole(t, got)
 }
 
 // TestCarBesideLidNotLearned: a car passes beside the lid (over a third of
@@ -477,9 +473,7 @@ func TestCarBesideLidNotLearned(t *testing.T) {
 			sec++
 		}
 	}
-	if len(got) != 1 || got[0].Phase != wire.PhaseNew || got[0].State != wire.CoverMissing {
-		t.Fatalf("changes %+v, want one new/missing for the hole", got)
-	}
+	wantOneHole(t, got)
 }
 
 // TestLastingChangeBesideLidLearned: something set down beside the lid
@@ -501,9 +495,7 @@ func TestLastingChangeBesideLidLearned(t *testing.T) {
 			sec++
 		}
 	}
-	if len(got) != 1 || got[0].Phase != wire.PhaseNew || got[0].State != wire.CoverMissing {
-		t.Fatalf("changes %+v, want one new/missing for the hole", got)
-	}
+	wantOneHole(t, got)
 }
 
 // TestFramedHoleReported: the lid is gone but its frame is left, so the
@@ -857,9 +849,7 @@ func TestHalfMatchingReferenceRefreshed(t *testing.T) {
 		{scene{lid: "lid", beside: true}, 0.2, ringRelearn + 1},
 		{scene{lid: "hole", beside: true}, 0.95, 6},
 	})
-	if len(got) != 1 || got[0].Phase != wire.PhaseNew || got[0].State != wire.CoverMissing {
-		t.Fatalf("changes %+v, want one new/missing for the hole", got)
-	}
+	wantOneHole(t, got)
 }
 
 // TestFinePatternMatchesInPlace: the sway search resamples a wider crop,
@@ -894,9 +884,7 @@ func TestFirstPictureWithCarReplaced(t *testing.T) {
 		{scene{lid: "lid"}, 0.2, 5},
 		{scene{lid: "hole"}, 0.95, 6},
 	})
-	if len(got) != 1 || got[0].Phase != wire.PhaseNew || got[0].State != wire.CoverMissing {
-		t.Fatalf("changes %+v, want one new/missing for the hole", got)
-	}
+	wantOneHole(t, got)
 }
 
 // TestDarkNewLidKeepsHoleDark: a dark new lid replaces a bright one and
@@ -911,9 +899,7 @@ func TestDarkNewLidKeepsHoleDark(t *testing.T) {
 		{scene{lid: "darklid"}, 0.2, refreshChecks + 4},
 		{scene{lid: "dimhole"}, 0.95, 6},
 	})
-	if len(got) != 1 || got[0].Phase != wire.PhaseNew || got[0].State != wire.CoverMissing {
-		t.Fatalf("changes %+v, want one new/missing for the hole", got)
-	}
+	wantOneHole(t, got)
 }
 
 // TestEdgeStanderNotLearned: someone stands at the lid's far edge, over
@@ -927,6 +913,13 @@ func TestEdgeStanderNotLearned(t *testing.T) {
 		{scene{lid: "lid", edge: true}, 0.2, 2},
 		{scene{lid: "hole"}, 0.95, 6},
 	})
+	wantOneHole(t, got)
+}
+
+// wantOneHole fails unless the changes are exactly one new "missing": the
+// hole, reported once.
+func wantOneHole(t *testing.T, got []Change) {
+	t.Helper()
 	if len(got) != 1 || got[0].Phase != wire.PhaseNew || got[0].State != wire.CoverMissing {
 		t.Fatalf("changes %+v, want one new/missing for the hole", got)
 	}

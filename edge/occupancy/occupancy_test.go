@@ -245,20 +245,8 @@ func TestScenes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			d, err := New(testZones, sw, sh)
-			if err != nil {
-				t.Fatal(err)
-			}
-			d.Heartbeat = 15 * time.Second
-			frames, times := tc.sc.frames()
-			var got []Episode
-			for i, f := range frames {
-				got = append(got, d.Step(f, times[i])...)
-			}
-			var log strings.Builder
-			for _, e := range got {
-				log.WriteString("\n  " + describe(e, times[0]))
-			}
+			got, log := runScene(t, tc.sc, testZones)
+			start := sceneStart()
 			// updates are allowed between new and end; check the rest in order
 			var key []Episode
 			for _, e := range got {
@@ -267,20 +255,19 @@ func TestScenes(t *testing.T) {
 				}
 			}
 			if len(key) != len(tc.want) {
-				t.Fatalf("got %d new/end reports, want %d:%s", len(key), len(tc.want), log.String())
+				t.Fatalf("got %d new/end reports, want %d:%s", len(key), len(tc.want), log)
 			}
 			for i, w := range tc.want {
 				e := key[i]
-				s := e.At.Sub(times[0]).Seconds()
+				s := e.At.Sub(start).Seconds()
 				if e.Zone != w.zone || e.Phase != w.phase || s < w.from || s > w.to {
-					t.Errorf("report %d: got %s, want %s %s at %g-%g s%s", i, describe(e, times[0]), w.zone, w.phase, w.from, w.to, log.String())
+					t.Errorf("report %d: got %s, want %s %s at %g-%g s%s", i, describe(e, start), w.zone, w.phase, w.from, w.to, log)
 				}
 				if !w.box.Empty() && iou(e.Box, w.box) < 0.7 {
 					t.Errorf("report %d: box %v, the object is at %v", i, e.Box, w.box)
 				}
 			}
-			checkEpisodes(t, got, d.Heartbeat)
-			t.Logf("%d frames, reports:%s", len(frames), log.String())
+			t.Logf("reports:%s", log)
 		})
 	}
 }
