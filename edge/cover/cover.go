@@ -220,7 +220,7 @@ func (m *Monitor) enrolIfClosed(frame gocv.Mat) error {
 		// makes a run: a lid that correlates no better with itself
 		// (noise, rain) than with its reference would otherwise replace
 		// it every few checks.
-		if w.pendingN > 0 && sameLook(crop, w.pending) && (n < presentNCC || ncc(crop, w.pending) >= ringSame) {
+		if w.pendingN > 0 && sameLook(crop, w.pending) && sameLight(crop, w.pending) && (n < presentNCC || ncc(crop, w.pending) >= ringSame) {
 			// The first look of an agreeing run is the one enrolled.
 			w.pendingN++
 			crop.Close()
@@ -279,7 +279,7 @@ func (w *watched) steady(frame gocv.Mat, p float64) error {
 		return nil
 	}
 	switch {
-	case w.pendingN > 0 && sameLook(crop, w.pending):
+	case w.pendingN > 0 && sameLook(crop, w.pending) && sameLight(crop, w.pending):
 		w.pendingN++
 		w.pendingMiss = 0
 		crop.Close()
@@ -358,6 +358,17 @@ func sameLook(a, b gocv.Mat) bool {
 	defer d.Close()
 	gocv.AbsDiff(a, b, &d)
 	return d.Mean().Val1 <= sameMeanDiff
+}
+
+// sameLight tells whether two looks of a lid were seen in about the same
+// light: mean grey levels within sameLightRel of the brighter (or
+// sameMeanDiff). sameLook's correlation ignores brightness, and a run's
+// first look is the one enrolled: a look taken while headlights lit the lid
+// (three times as bright) was enrolled at night, and the lid read as a dark
+// hole once they had passed (2-min seed 83: three false reports).
+func sameLight(a, b gocv.Mat) bool {
+	ma, mb := a.Mean().Val1, b.Mean().Val1
+	return math.Abs(ma-mb) <= math.Max(sameMeanDiff, sameLightRel*math.Max(ma, mb))
 }
 
 // ncc is the normalised correlation of two crops of the same size (0 for a
@@ -595,6 +606,7 @@ const (
 	ringChanged     = 0.5  // surroundings' correlation below which something stands over the cover
 	ringSame        = 0.7  // the lid's own correlation above which nothing stands on it
 	sameMeanDiff    = 6.0  // mean grey-level difference of two looks of the same flat lid
+	sameLightRel    = 0.35 // share of the brighter look's mean by which two looks in the same light may differ
 	steadyChecks    = 10   // checks an unchanging look the classifier is unsure of must last to be enrolled
 	steadyGap       = 2    // checks in a row of something else (passing traffic) that do not break that run
 	ringFlat        = 4.0  // grey-level spread below which the surroundings have no pattern to compare

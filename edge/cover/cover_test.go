@@ -630,6 +630,7 @@ type scene struct {
 	below  bool
 	beside bool
 	edge   bool // someone dark standing at the lid's far edge: over its top rows and the road above it
+	lit    bool // headlights on the lid: its pixels 1.8 times as bright
 }
 
 func (s scene) mat(t *testing.T) gocv.Mat {
@@ -693,6 +694,9 @@ func (s scene) mat(t *testing.T) gocv.Mat {
 						v = 170
 					}
 				}
+			}
+			if s.lit && image.Pt(x, y).In(r) {
+				v = min(255, v*18/10)
 			}
 			if s.below && x >= r.Min.X-10 && x < r.Max.X+10 && y >= r.Max.Y+1 && y < r.Max.Y+r.Dy() {
 				v = 30
@@ -922,5 +926,37 @@ func wantOneHole(t *testing.T, got []Change) {
 	t.Helper()
 	if len(got) != 1 || got[0].Phase != wire.PhaseNew || got[0].State != wire.CoverMissing {
 		t.Fatalf("changes %+v, want one new/missing for the hole", got)
+	}
+}
+
+// TestLitLookNotEnrolled: at night a car's headlights light the lid in the
+// first picture of the run of steady looks that a cover without a
+// reference is enrolled from (the classifier unsure of it). Correlation
+// ignores brightness, but darkness is judged against the reference's: the
+// lid must be enrolled in its own light, or it reads as a dark hole once
+// the car has passed (2-min seed 83: three false reports).
+func TestLitLookNotEnrolled(t *testing.T) {
+	m := New("cam1", 3, []Spec{{FacilityID: "c1", Region: synthRegion}}).
+		WithClassifier(func(gocv.Mat, image.Rectangle) (float64, error) { return 0.5, nil })
+	defer m.Close()
+	lit, plain := scene{lid: "lid", lit: true}, scene{lid: "lid"}
+	var got []Change
+	got = append(got, checkAt(t, m, lit.mat(t), 0)...)
+	for sec := 1; sec <= 2*steadyChecks; sec++ {
+		got = append(got, checkAt(t, m, plain.mat(t), sec)...)
+	}
+	if len(got) != 0 {
+		t.Errorf("changes %+v, want none: the lid never left", got)
+	}
+	f := plain.mat(t)
+	defer f.Close()
+	crop, err := normCrop(f, synthRegion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer crop.Close()
+	w := m.covers[0]
+	if want := crop.Mean().Val1; !w.enrolled || math.Abs(w.refMean-want) > 5 {
+		t.Errorf("enrolled %v with mean %.1f, want the lid's own %.1f", w.enrolled, w.refMean, want)
 	}
 }
