@@ -307,25 +307,9 @@ func TestShakeKeepsLidPresent(t *testing.T) {
 // goes is reported rather than taken for the car.
 func TestSteadyLidNotReplacedByParkedCar(t *testing.T) {
 	p := 0.6
-	m := New("cam1", 3, []Spec{{FacilityID: "c1", Region: synthRegion}}).
-		WithClassifier(func(gocv.Mat, image.Rectangle) (float64, error) { return p, nil })
+	m := classified(&p)
 	defer m.Close()
-	sec := 0
-	run := func(lid string, car bool, prob float64, n int) []Change {
-		p = prob
-		var out []Change
-		for range n {
-			f := synthetic(t, lid, car, 0, 0)
-			ch, err := m.Check(f, t0.Add(time.Duration(sec)*time.Second))
-			f.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, ch...)
-			sec++
-		}
-		return out
-	}
+	run := (&runner{t: t, m: m, p: &p}).run
 	if ch := run("lid", false, 0.6, 15); len(ch) != 0 {
 		t.Fatalf("worn lid: changes %+v, want none", ch)
 	}
@@ -363,8 +347,7 @@ func TestLightGain(t *testing.T) {
 // is then reported.
 func TestSteadyLidSurvivesPassingCar(t *testing.T) {
 	p := 0.6
-	m := New("cam1", 3, []Spec{{FacilityID: "c1", Region: synthRegion}}).
-		WithClassifier(func(gocv.Mat, image.Rectangle) (float64, error) { return p, nil })
+	m := classified(&p)
 	defer m.Close()
 	var got []Change
 	sec := 0
@@ -391,8 +374,7 @@ func TestSteadyLidSurvivesPassingCar(t *testing.T) {
 // is still reported.
 func TestPersonOnLidNotMissing(t *testing.T) {
 	p := 0.2
-	m := New("cam1", 3, []Spec{{FacilityID: "c1", Region: synthRegion}}).
-		WithClassifier(func(gocv.Mat, image.Rectangle) (float64, error) { return p, nil })
+	m := classified(&p)
 	defer m.Close()
 	var got []Change
 	sec := 0
@@ -431,8 +413,7 @@ func TestPersonOnLidNotMissing(t *testing.T) {
 // car's, and the hole left when it goes is reported.
 func TestOneLookReferenceReplaced(t *testing.T) {
 	p := 0.3
-	m := New("cam1", 3, []Spec{{FacilityID: "c1", Region: synthRegion}}).
-		WithClassifier(func(gocv.Mat, image.Rectangle) (float64, error) { return p, nil })
+	m := classified(&p)
 	defer m.Close()
 	var got []Change
 	sec := 0
@@ -503,8 +484,7 @@ func TestLastingChangeBesideLidLearned(t *testing.T) {
 // dark; the classifier is sure it is open. That is a hole.
 func TestFramedHoleReported(t *testing.T) {
 	p := 0.2
-	m := New("cam1", 3, []Spec{{FacilityID: "c1", Region: synthRegion}}).
-		WithClassifier(func(gocv.Mat, image.Rectangle) (float64, error) { return p, nil })
+	m := classified(&p)
 	defer m.Close()
 	var got []Change
 	sec := 0
@@ -533,25 +513,9 @@ func TestFramedHoleReported(t *testing.T) {
 // checks still is.
 func TestStrayChecksDoNotAddUp(t *testing.T) {
 	p := 0.2
-	m := New("cam1", 3, []Spec{{FacilityID: "c1", Region: synthRegion}}).
-		WithClassifier(func(gocv.Mat, image.Rectangle) (float64, error) { return p, nil })
+	m := classified(&p)
 	defer m.Close()
-	sec := 0
-	run := func(lid string, car bool, prob float64, n int) []Change {
-		p = prob
-		var out []Change
-		for range n {
-			f := synthetic(t, lid, car, 0, 0)
-			ch, err := m.Check(f, t0.Add(time.Duration(sec)*time.Second))
-			f.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, ch...)
-			sec++
-		}
-		return out
-	}
+	run := (&runner{t: t, m: m, p: &p}).run
 	var got []Change
 	got = append(got, run("lid", false, 0.2, 4)...)
 	for range 3 {
@@ -594,8 +558,7 @@ func dimmed(t *testing.T, lid string) gocv.Mat {
 func TestBlindLidNotMissing(t *testing.T) {
 	for _, dark := range []bool{true, false} {
 		p := 0.2
-		m := New("cam1", 3, []Spec{{FacilityID: "c1", Region: synthRegion}}).
-			WithClassifier(func(gocv.Mat, image.Rectangle) (float64, error) { return p, nil })
+		m := classified(&p)
 		var got []Change
 		for sec := range 12 {
 			lid := "lid"
@@ -731,8 +694,7 @@ type step struct {
 func play(t *testing.T, enrol scene, steps []step) []Change {
 	t.Helper()
 	p := 0.2
-	m := New("cam1", 3, []Spec{{FacilityID: "c1", Region: synthRegion}}).
-		WithClassifier(func(gocv.Mat, image.Rectangle) (float64, error) { return p, nil })
+	m := classified(&p)
 	defer m.Close()
 	if enrol.lid != "" {
 		f := enrol.mat(t)
@@ -959,4 +921,32 @@ func TestLitLookNotEnrolled(t *testing.T) {
 	if want := crop.Mean().Val1; !w.enrolled || math.Abs(w.refMean-want) > 5 {
 		t.Errorf("enrolled %v with mean %.1f, want the lid's own %.1f", w.enrolled, w.refMean, want)
 	}
+}
+
+// classified is a monitor of the one synthetic cover whose classifier says
+// whatever *p holds at the time of the check.
+func classified(p *float64) *Monitor {
+	return New("cam1", 3, []Spec{{FacilityID: "c1", Region: synthRegion}}).
+		WithClassifier(func(gocv.Mat, image.Rectangle) (float64, error) { return *p, nil })
+}
+
+// runner checks synthetic frames one a second, carrying the clock over
+// from run to run.
+type runner struct {
+	t   *testing.T
+	m   *Monitor
+	p   *float64
+	sec int
+}
+
+// run checks n frames of lid (a car over it or not) with the classifier
+// saying prob, and returns the changes.
+func (r *runner) run(lid string, car bool, prob float64, n int) []Change {
+	*r.p = prob
+	var out []Change
+	for range n {
+		out = append(out, checkAt(r.t, r.m, synthetic(r.t, lid, car, 0, 0), r.sec)...)
+		r.sec++
+	}
+	return out
 }
