@@ -175,17 +175,12 @@ func (m *Model) Save(path string) (string, error) {
 // Prob returns the per-pixel change probability of a co-registered pair,
 // using all CPUs.
 func (m *Model) Prob(a, b *Image) ([]float32, error) {
-	return m.ProbWorkers(a, b, runtime.GOMAXPROCS(0))
+	return m.ProbScene(a, b, nil, runtime.GOMAXPROCS(0))
 }
 
-// ProbWorkers is Prob with a given number of goroutines (1 when the caller
-// already runs tiles in parallel).
-func (m *Model) ProbWorkers(a, b *Image, workers int) ([]float32, error) {
-	return m.ProbScene(a, b, nil, workers)
-}
-
-// ProbScene is ProbWorkers for a tile of a larger scene whose per-band
-// statistics are sc (nil: a and b are the whole scene). The network
+// ProbScene is Prob for a tile of a larger scene whose per-band statistics
+// are sc (nil: a and b are the whole scene), on workers goroutines (1 when
+// the caller already runs tiles in parallel). The network
 // standardises each date with them, so a tile read with a margin of Reach
 // gets the probabilities the whole scene would: the result does not depend
 // on the tiling. The boosted trees ignore sc.
