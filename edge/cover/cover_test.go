@@ -350,19 +350,14 @@ func TestSteadyLidSurvivesPassingCar(t *testing.T) {
 	m := classified(&p)
 	defer m.Close()
 	var got []Change
-	sec := 0
+	r := &runner{t: t, m: m, p: &p}
 	for _, step := range []struct {
 		lid  string
 		car  bool
 		prob float64
 		n    int
 	}{{"lid", false, 0.6, 6}, {"lid", true, 0.85, 1}, {"lid", false, 0.6, 6}, {"lid", true, 0.03, 1}, {"lid", false, 0.6, 2}, {"hole", false, 0.95, 5}} {
-		p = step.prob
-		for range step.n {
-			f := synthetic(t, step.lid, step.car, 0, 0)
-			got = append(got, checkAt(t, m, f, sec)...)
-			sec++
-		}
+		got = append(got, r.run(step.lid, step.car, step.prob, step.n)...)
 	}
 	wantOneHole(t, got)
 }
@@ -416,19 +411,14 @@ func TestOneLookReferenceReplaced(t *testing.T) {
 	m := classified(&p)
 	defer m.Close()
 	var got []Change
-	sec := 0
+	r := &runner{t: t, m: m, p: &p}
 	for _, step := range []struct {
 		lid  string
 		car  bool
 		prob float64
 		n    int
 	}{{"lid", true, 0.3, 1}, {"lid", false, 0.6, steadyChecks + 2}, {"hole", false, 0.95, 5}} {
-		p = step.prob
-		for range step.n {
-			f := synthetic(t, step.lid, step.car, 0, 0)
-			got = append(got, checkAt(t, m, f, sec)...)
-			sec++
-		}
+		got = append(got, r.run(step.lid, step.car, step.prob, step.n)...)
 	}
 	wantOneHole(t, got)
 }
@@ -487,18 +477,13 @@ func TestFramedHoleReported(t *testing.T) {
 	m := classified(&p)
 	defer m.Close()
 	var got []Change
-	sec := 0
+	r := &runner{t: t, m: m, p: &p}
 	for _, step := range []struct {
 		lid  string
 		prob float64
 		n    int
 	}{{"lid", 0.2, 4}, {"rimhole", 0.94, 5}} {
-		p = step.prob
-		for range step.n {
-			f := synthetic(t, step.lid, false, 0, 0)
-			got = append(got, checkAt(t, m, f, sec)...)
-			sec++
-		}
+		got = append(got, r.run(step.lid, false, step.prob, step.n)...)
 	}
 	if len(got) != 1 || got[0].Phase != wire.PhaseNew || got[0].State != wire.CoverMissing {
 		t.Fatalf("changes %+v, want one new/missing for the framed hole", got)
