@@ -30,23 +30,29 @@ func appendN(t *testing.T, o *Outbox, n int) {
 func collect(t *testing.T, o *Outbox, want int, fail int) []Message {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	var mu sync.Mutex
 	var got []Message
 	done := make(chan struct{})
-	go o.Run(ctx, func(_ context.Context, m Message) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if fail > 0 {
-			fail--
-			return errors.New("broker down")
-		}
-		got = append(got, m)
-		if len(got) == want {
-			close(done)
-		}
-		return nil
-	})
+	stopped := make(chan struct{})
+	// The next collect on the same outbox must not race this Run: an Append
+	// wakes whichever Run is still alive, so wait for this one to return.
+	defer func() { cancel(); <-stopped }()
+	go func() {
+		defer close(stopped)
+		o.Run(ctx, func(_ context.Context, m Message) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if fail > 0 {
+				fail--
+				return errors.New("broker down")
+			}
+			got = append(got, m)
+			if len(got) == want {
+				close(done)
+			}
+			return nil
+		})
+	}()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
@@ -56,6 +62,7 @@ func collect(t *testing.T, o *Outbox, want int, fail int) []Message {
 		time.Sleep(time.Millisecond)
 	}
 	cancel()
+	<-stopped
 	mu.Lock()
 	defer mu.Unlock()
 	return got
