@@ -81,12 +81,16 @@ type watched struct {
 	last     Observation
 	ring     []float32 // the surroundings' last unobstructed look (nil: none yet)
 	refRing  []float32 // the surroundings when the reference look was taken (nil: unknown)
-	// ringKnown: the surroundings have matched their reference since it
-	// was taken; ringOdd counts the checks in a row the lid was seen but
-	// its surroundings did not match.
+	// ringKnown: the surroundings have matched their reference in a
+	// frame other than the one it was taken from; ringOdd counts the
+	// checks in a row the lid was seen but its surroundings did not match.
 	ringKnown bool
 	ringOdd   int
 	ringPrev  []float32 // the surroundings' look at the last check
+	ringCalm  int       // checks in a row the surroundings looked as at the check before
+	// fresh: the reference was taken from the frame being checked, so
+	// the surroundings match it trivially and prove nothing.
+	fresh bool
 	// pending is a look that replaces an unconfirmed reference once it has
 	// been seen pendingN times in a row.
 	pending  gocv.Mat
@@ -157,7 +161,7 @@ func (m *Monitor) Enrol(frame gocv.Mat) error {
 			return fmt.Errorf("enrol %s: %w", w.FacilityID, err)
 		}
 		w.refRing = w.ring
-		w.ringKnown, w.ringOdd = false, 0
+		w.ringKnown, w.ringOdd, w.ringCalm = false, 0, 0
 	}
 	return nil
 }
@@ -189,7 +193,7 @@ func (m *Monitor) enrolIfClosed(frame gocv.Mat) error {
 		if err != nil {
 			return fmt.Errorf("enrol %s: %w", w.FacilityID, err)
 		}
-		if w.enrolled && w.refN > 0 && sameLook(crop, w.ref) {
+		if w.enrolled && w.refN > 0 && w.sameLook(frame, crop, w.ref) {
 			w.refN++
 		}
 		if !w.enrolled {
@@ -220,7 +224,7 @@ func (m *Monitor) enrolIfClosed(frame gocv.Mat) error {
 		// makes a run: a lid that correlates no better with itself
 		// (noise, rain) than with its reference would otherwise replace
 		// it every few checks.
-		if w.pendingN > 0 && sameLook(crop, w.pending) && sameLight(crop, w.pending) && (n < presentNCC || ncc(crop, w.pending) >= ringSame) {
+		if w.pendingN > 0 && w.sameLook(frame, crop, w.pending) && sameLight(crop, w.pending) && (n < presentNCC || w.swayNCC(frame, crop, w.pending) >= ringSame) {
 			// The first look of an agreeing run is the one enrolled.
 			w.pendingN++
 			crop.Close()
@@ -271,7 +275,7 @@ func (w *watched) steady(frame gocv.Mat, p float64) error {
 	}
 	if w.enrolled && !oneLook {
 		// A steady reference: count its looks.
-		if sameLook(crop, w.ref) {
+		if w.sameLook(frame, crop, w.ref) {
 			w.refN++
 		}
 		crop.Close()
@@ -279,7 +283,7 @@ func (w *watched) steady(frame gocv.Mat, p float64) error {
 		return nil
 	}
 	switch {
-	case w.pendingN > 0 && sameLook(crop, w.pending) && sameLight(crop, w.pending):
+	case w.pendingN > 0 && w.sameLook(frame, crop, w.pending) && sameLight(crop, w.pending):
 		w.pendingN++
 		w.pendingMiss = 0
 		crop.Close()
@@ -327,7 +331,7 @@ func (w *watched) enrol(crop, frame gocv.Mat) error {
 		return fmt.Errorf("enrol %s: %w", w.FacilityID, err)
 	}
 	w.ring, w.refRing = ring, ring
-	w.ringKnown, w.ringOdd = false, 0
+	w.ringKnown, w.ringOdd, w.ringCalm, w.fresh = false, 0, 0, true
 	return nil
 }
 
@@ -348,15 +352,33 @@ func (w *watched) missPending() {
 	w.dropPending()
 }
 
-// sameLook tells whether two crops show the same thing: correlated, or
-// (a dark or flat lid has little pattern to correlate) hardly different.
-func sameLook(a, b gocv.Mat) bool {
-	if ncc(a, b) >= presentNCC {
+// flat tells whether a look has no pattern to correlate: OpenCV gives a
+// flat template a correlation of 1 with anything (a reference taken while
+// a plain car roof covered the lid would match every hole), and a flat
+// picture one of 0.
+func flat(m gocv.Mat) bool {
+	mean, dev := gocv.NewMat(), gocv.NewMat()
+	defer mean.Close()
+	defer dev.Close()
+	gocv.MeanStdDev(m, &mean, &dev)
+	return dev.GetDoubleAt(0, 0) < flatDev
+}
+
+// sameLook tells whether the cover's region in frame (crop) shows what an
+// earlier look of it showed: correlated in place or within a sway of the
+// pole, or (a dark or flat lid has little pattern to correlate) hardly
+// different. Compared in place only, a fine pattern on a swaying pole at
+// dusk correlated 0.03-0.75 with itself a second later, so a look never
+// lasted long enough to replace a reference taken from a first frame that
+// showed a passer-by on the lid (2-min seed 102: a theft read "occluded"
+// against that person for the whole scene).
+func (w *watched) sameLook(frame, crop, look gocv.Mat) bool {
+	if w.swayNCC(frame, crop, look) >= presentNCC {
 		return true
 	}
 	d := gocv.NewMat()
 	defer d.Close()
-	gocv.AbsDiff(a, b, &d)
+	gocv.AbsDiff(crop, look, &d)
 	return d.Mean().Val1 <= sameMeanDiff
 }
 
@@ -374,6 +396,9 @@ func sameLight(a, b gocv.Mat) bool {
 // ncc is the normalised correlation of two crops of the same size (0 for a
 // flat one).
 func ncc(a, b gocv.Mat) float64 {
+	if flat(b) {
+		return 0
+	}
 	res := gocv.NewMat()
 	defer res.Close()
 	mask := gocv.NewMat()
@@ -407,6 +432,9 @@ func (m *Monitor) States() map[string]string {
 // Check observes every cover in a BGR keyframe taken at `at` and returns the
 // confirmed changes.
 func (m *Monitor) Check(frame gocv.Mat, at time.Time) ([]Change, error) {
+	for _, w := range m.covers {
+		w.fresh = false
+	}
 	if err := m.enrolIfClosed(frame); err != nil {
 		return nil, err
 	}
@@ -502,9 +530,9 @@ func (w *watched) replaced(frame gocv.Mat, o Observation) error {
 	}
 	same := func() bool {
 		if strict {
-			return ncc(crop, w.back) >= surePresent
+			return w.swayNCC(frame, crop, w.back) >= surePresent
 		}
-		return sameLook(crop, w.back)
+		return w.sameLook(frame, crop, w.back)
 	}
 	switch {
 	case w.backN > 0 && same():
@@ -606,6 +634,7 @@ const (
 	ringChanged     = 0.5  // surroundings' correlation below which something stands over the cover
 	ringSame        = 0.7  // the lid's own correlation above which nothing stands on it
 	sameMeanDiff    = 6.0  // mean grey-level difference of two looks of the same flat lid
+	flatDev         = 1.0  // grey-level spread below which a look has no pattern to correlate
 	sameLightRel    = 0.35 // share of the brighter look's mean by which two looks in the same light may differ
 	steadyChecks    = 10   // checks an unchanging look the classifier is unsure of must last to be enrolled
 	steadyGap       = 2    // checks in a row of something else (passing traffic) that do not break that run
@@ -848,15 +877,11 @@ func (m *Monitor) observe(frame gocv.Mat, w *watched) (Observation, error) {
 	// there" when it is high, but a hole's rim matches a shifted lid
 	// halfway, so the middle band is judged without the search.
 	ncc0 := ncc(crop, w.ref)
-	ncc, err := w.refMatch(frame, crop)
-	if err != nil {
-		return Observation{}, err
-	}
 	// The search resamples a wider crop, in other phase than the region's
 	// own: a fine lid pattern may lose half its correlation in it (30-min
 	// seed 150: 0.47 for a lid that matched 0.74 in place, so the
 	// surroundings were never relearned). The search can only add.
-	ncc = math.Max(ncc, ncc0)
+	ncc := w.swayNCC(frame, crop, w.ref)
 	ring, ringNCC, err := w.surroundings(frame)
 	if err != nil {
 		return Observation{}, err
@@ -909,7 +934,7 @@ func (m *Monitor) observe(frame gocv.Mat, w *watched) (Observation, error) {
 		calm := len(w.ringPrev) == len(ring) && ringCorrelation(w.ringPrev, ring) >= ringSame && !standing
 		switch {
 		case ringNCC >= ringSame && !standing:
-			w.ring, w.ringKnown, w.ringOdd = ring, true, 0
+			w.ring, w.ringKnown, w.ringOdd = ring, !w.fresh, 0
 		case calm:
 			// Nothing has come or gone since the last check: the
 			// surroundings changed slowly (light, a sway of the pole).
@@ -918,6 +943,25 @@ func (m *Monitor) observe(frame gocv.Mat, w *watched) (Observation, error) {
 			w.ring, w.ringOdd = ring, 0
 		default:
 			w.ringOdd++
+		}
+		w.ringCalm = 0
+	} else if !w.ringKnown {
+		// The surroundings have not been seen as they were since the
+		// picture their reference was taken from, which may have caught
+		// a car over the lid: they read changed, and a hole occluded,
+		// for as long as the lid is gone (2-min seed 85: the first frame
+		// a car over the lid, the lid gone from under it, and a second
+		// car passing matched that picture and "confirmed" it; the hole
+		// the classifier was sure of read "something standing on it" for
+		// 26 s). Road that stays the same for ringRelearn checks in a row
+		// is the road.
+		if len(w.ringPrev) == len(ring) && ringCorrelation(w.ringPrev, ring) >= ringSame {
+			w.ringCalm++
+		} else {
+			w.ringCalm = 0
+		}
+		if w.ringCalm >= ringRelearn {
+			w.ring, w.ringCalm = ring, 0
 		}
 	}
 	w.ringPrev = ring
@@ -971,44 +1015,46 @@ func (m *Monitor) observe(frame gocv.Mat, w *watched) (Observation, error) {
 	return o, nil
 }
 
-// refMatch is the best correlation of the reference look with the cover's
-// region moved by up to a few pixels: a swaying pole moves the picture by
-// that much, and a fine lid pattern shifted by a cell no longer correlates.
-// crop is the region itself (the fallback when the region touches the
-// frame's edge).
-func (w *watched) refMatch(frame, crop gocv.Mat) (float64, error) {
+// swayNCC is the best correlation of an earlier look of the cover with its
+// region in frame, in place (crop) or moved by up to a few pixels: a
+// swaying pole moves the picture by that much, and a fine lid pattern
+// shifted by a cell no longer correlates.
+func (w *watched) swayNCC(frame, crop, look gocv.Mat) float64 {
+	best := ncc(crop, look)
+	if flat(look) {
+		return best
+	}
 	r := w.Region
 	m := shakeMargin(frame.Cols())
 	big := image.Rect(r.Min.X-m, r.Min.Y-m, r.Max.X+m, r.Max.Y+m)
 	if !big.In(image.Rect(0, 0, frame.Cols(), frame.Rows())) {
-		return ncc(crop, w.ref), nil
+		return best // at the frame's edge: in place only
 	}
 	sz := image.Pt(int(math.Round(float64(big.Dx())*float64(size.X)/float64(r.Dx()))),
 		int(math.Round(float64(big.Dy())*float64(size.Y)/float64(r.Dy()))))
 	if sz.X < size.X || sz.Y < size.Y {
-		return ncc(crop, w.ref), nil
+		return best
 	}
 	wide, err := normCropTo(frame, big, sz)
 	if err != nil {
-		return 0, err
+		return best // cannot happen: big lies inside the frame
 	}
 	defer wide.Close()
 	res := gocv.NewMat()
 	defer res.Close()
 	mask := gocv.NewMat()
 	defer mask.Close()
-	gocv.MatchTemplate(wide, w.ref, &res, gocv.TmCcoeffNormed, mask)
+	gocv.MatchTemplate(wide, look, &res, gocv.TmCcoeffNormed, mask)
 	vals, err := res.DataPtrFloat32()
 	if err != nil {
-		return 0, err
+		return best
 	}
-	best := 0.0 // a flat crop has no correlation
 	for _, v := range vals {
 		if f := float64(v); !math.IsNaN(f) && f > best {
 			best = f
 		}
 	}
-	return best, nil
+	return best
 }
 
 // shakeMargin is how far (pixels) the picture of a frame this wide may
