@@ -95,24 +95,18 @@ type watched struct {
 	// the surroundings match it trivially and prove nothing.
 	fresh bool
 	// pending is a look that replaces an unconfirmed reference once it has
-	// been seen pendingN times in a row.
-	pending  gocv.Mat
-	pendingN int
-	// pendingMiss counts the checks in a row since the steady pending look
-	// was last seen.
-	pendingMiss int
-	confirmed   bool // the lid has matched its reference since it was enrolled
+	// been seen often enough in a row (steady: with up to steadyGap checks
+	// of something else between).
+	pending   run
+	confirmed bool // the lid has matched its reference since it was enrolled
 	// refN is how many checks a steady reference (one enrolled without
 	// the classifier calling it closed) has been seen; 0 for others.
 	refN int
-	// back is a look that may become the reference (see replaced), seen
-	// backN times (backMiss checks in a row since it was last seen);
+	// back is a look that may become the reference (see replaced);
 	// afterHole: it was taken while a hazard's event was open (a new lid
 	// put back), not as a refresh of a half-matching reference.
 	afterHole bool
-	back      gocv.Mat
-	backN     int
-	backMiss  int
+	back      run
 }
 
 // size all crops are normalised to before comparing.
@@ -132,8 +126,8 @@ func New(camera string, confirm int, specs []Spec) *Monitor {
 func (m *Monitor) Close() {
 	for _, w := range m.covers {
 		w.setRef(gocv.Mat{}, false)
-		w.dropPending()
-		w.dropBack()
+		w.pending.drop()
+		w.back.drop()
 	}
 }
 
@@ -157,7 +151,7 @@ func (m *Monitor) Enrol(frame gocv.Mat) error {
 			return fmt.Errorf("enrol %s: %w", w.FacilityID, err)
 		}
 		w.setRef(crop, true)
-		w.dropPending()
+		w.pending.drop()
 		w.confirmed = true // the caller says every cover is in place
 		w.ring = nil
 		if w.ring, _, err = w.surroundings(frame); err != nil {
@@ -215,7 +209,7 @@ func (m *Monitor) enrolIfClosed(frame gocv.Mat) error {
 		n := ncc(crop, w.ref)
 		if n >= ringSame || (n >= presentNCC && w.ringAsEnrolled(frame)) {
 			w.confirmed = true
-			w.dropPending()
+			w.pending.drop()
 			crop.Close()
 			continue
 		}
@@ -227,19 +221,14 @@ func (m *Monitor) enrolIfClosed(frame gocv.Mat) error {
 		// makes a run: a lid that correlates no better with itself
 		// (noise, rain) than with its reference would otherwise replace
 		// it every few checks.
-		if w.pendingN > 0 && w.sameLook(frame, crop, w.pending) && sameLight(crop, w.pending) && (n < presentNCC || w.swayNCC(frame, crop, w.pending) >= ringSame) {
-			// The first look of an agreeing run is the one enrolled.
-			w.pendingN++
-			crop.Close()
-		} else {
-			w.dropPending()
-			w.pending, w.pendingN = crop, 1
-		}
+		// The first look of an agreeing run is the one enrolled.
+		w.pending.see(crop, 0, func(look gocv.Mat) bool {
+			return w.sameLook(frame, crop, look) && sameLight(crop, look) && (n < presentNCC || w.swayNCC(frame, crop, look) >= ringSame)
+		})
 		// A look that has been seen longer than the reference is not
 		// replaced by a shorter one (a car parked on the lid for a while).
-		if w.pendingN >= max(m.confirm, w.refN+1) {
-			ref := w.pending
-			w.pending, w.pendingN = gocv.Mat{}, 0
+		if w.pending.n >= max(m.confirm, w.refN+1) {
+			ref, _ := w.pending.take()
 			if err := w.enrol(ref, frame); err != nil {
 				return err
 			}
@@ -265,11 +254,11 @@ func (w *watched) steady(frame gocv.Mat, p float64) error {
 	// replaces it as it would enrol a cover without one.
 	oneLook := w.enrolled && w.refN == 0
 	if w.enrolled && !oneLook && p >= openAbove {
-		w.dropPending()
+		w.pending.drop()
 		return nil
 	}
 	if p >= openAbove {
-		w.missPending()
+		w.pending.absent(steadyGap)
 		return nil
 	}
 	crop, err := normCrop(frame, w.Region)
@@ -282,26 +271,16 @@ func (w *watched) steady(frame gocv.Mat, p float64) error {
 			w.refN++
 		}
 		crop.Close()
-		w.dropPending()
+		w.pending.drop()
 		return nil
 	}
-	switch {
-	case w.pendingN > 0 && w.sameLook(frame, crop, w.pending) && sameLight(crop, w.pending):
-		w.pendingN++
-		w.pendingMiss = 0
-		crop.Close()
-	case w.pendingN > 0 && w.pendingMiss < steadyGap:
-		w.pendingMiss++
-		crop.Close()
-	default:
-		w.dropPending()
-		w.pending, w.pendingN = crop, 1
-	}
-	if w.pendingN < steadyChecks {
+	w.pending.see(crop, steadyGap, func(look gocv.Mat) bool {
+		return w.sameLook(frame, crop, look) && sameLight(crop, look)
+	})
+	if w.pending.n < steadyChecks {
 		return nil
 	}
-	ref, n := w.pending, w.pendingN
-	w.pending, w.pendingN = gocv.Mat{}, 0
+	ref, n := w.pending.take()
 	if err := w.enrol(ref, frame); err != nil {
 		return err
 	}
@@ -316,11 +295,11 @@ func (w *watched) ringAsEnrolled(frame gocv.Mat) bool {
 	if len(w.refRing) == 0 {
 		return true
 	}
-	saved := w.ring
-	w.ring = w.refRing
-	_, c, err := w.surroundings(frame)
-	w.ring = saved
-	return err == nil && c >= ringSame
+	look, _, err := w.surroundings(frame)
+	if err != nil {
+		return false
+	}
+	return len(look) == 0 || ringCorrelation(w.refRing, look) >= ringSame
 }
 
 // enrol makes crop (owned from now on) the reference look and frame's
@@ -338,21 +317,54 @@ func (w *watched) enrol(crop, frame gocv.Mat) error {
 	return nil
 }
 
-func (w *watched) dropPending() {
-	if w.pendingN > 0 {
-		w.pending.Close()
-	}
-	w.pending, w.pendingN, w.pendingMiss = gocv.Mat{}, 0, 0
+// run is a look seen n times in a row, give or take gaps: misses is how
+// many checks in a row since it was last seen.
+type run struct {
+	look   gocv.Mat
+	n      int
+	misses int
 }
 
-// missPending notes a check that did not show the pending steady look; the
-// run ends after more than steadyGap of them in a row.
-func (w *watched) missPending() {
-	if w.pendingN > 0 && w.pendingMiss < steadyGap {
-		w.pendingMiss++
+// see takes a check's crop (owned from now on): it continues the run when
+// same says it shows the run's look, is passed over while the run has
+// missed fewer than gap checks in a row, and starts a new run otherwise.
+func (r *run) see(crop gocv.Mat, gap int, same func(look gocv.Mat) bool) {
+	switch {
+	case r.n > 0 && same(r.look):
+		r.n++
+		r.misses = 0
+		crop.Close()
+	case r.n > 0 && r.misses < gap:
+		r.misses++
+		crop.Close()
+	default:
+		r.drop()
+		r.look, r.n = crop, 1
+	}
+}
+
+// absent notes a check that did not show the look; the run ends after more
+// than gap of them in a row.
+func (r *run) absent(gap int) {
+	if r.n > 0 && r.misses < gap {
+		r.misses++
 		return
 	}
-	w.dropPending()
+	r.drop()
+}
+
+// take ends the run and hands over its look and length.
+func (r *run) take() (gocv.Mat, int) {
+	look, n := r.look, r.n
+	*r = run{}
+	return look, n
+}
+
+func (r *run) drop() {
+	if r.n > 0 {
+		r.look.Close()
+	}
+	*r = run{}
 }
 
 // flat tells whether a look has no pattern to correlate: OpenCV gives a
@@ -494,10 +506,10 @@ func (w *watched) replaced(frame gocv.Mat, o Observation) error {
 	open := w.event != "" && w.stable != wire.CoverPresent
 	if open != w.afterHole {
 		w.afterHole = open
-		w.dropBack()
+		w.back.drop()
 	}
 	if !w.enrolled || o.State == wire.CoverMissing {
-		w.dropBack()
+		w.back.drop()
 		return nil
 	}
 	lid := o.State != wire.CoverUnknown && o.Dark < sureDark && o.Open < openAbove &&
@@ -512,7 +524,7 @@ func (w *watched) replaced(frame gocv.Mat, o Observation) error {
 		// closed, matching its reference halfway, and as bright as the
 		// lid enrolled (not a darker new lid).
 		if !w.confirmed {
-			w.dropBack()
+			w.back.drop()
 			return nil
 		}
 		lid = lid && o.State == wire.CoverPresent && o.Open >= 0 && o.Open < closedBelow &&
@@ -520,40 +532,27 @@ func (w *watched) replaced(frame gocv.Mat, o Observation) error {
 		need, strict = refreshChecks, true
 	}
 	if !lid {
-		if w.backN > 0 && w.backMiss < maxCandGap {
-			w.backMiss++
-			return nil
-		}
-		w.dropBack()
+		w.back.absent(maxCandGap)
 		return nil
 	}
 	crop, err := normCrop(frame, w.Region)
 	if err != nil {
 		return err
 	}
-	same := func() bool {
+	gap := maxCandGap
+	if strict {
+		gap = 0
+	}
+	w.back.see(crop, gap, func(look gocv.Mat) bool {
 		if strict {
-			return w.swayNCC(frame, crop, w.back) >= surePresent
+			return w.swayNCC(frame, crop, look) >= surePresent
 		}
-		return w.sameLook(frame, crop, w.back)
-	}
-	switch {
-	case w.backN > 0 && same():
-		w.backN++
-		w.backMiss = 0
-		crop.Close()
-	case w.backN > 0 && w.backMiss < maxCandGap && !strict:
-		w.backMiss++
-		crop.Close()
-	default:
-		w.dropBack()
-		w.back, w.backN = crop, 1
-	}
-	if w.backN < need {
+		return w.sameLook(frame, crop, look)
+	})
+	if w.back.n < need {
 		return nil
 	}
-	ref, n := w.back, w.backN
-	w.back, w.backN, w.backMiss = gocv.Mat{}, 0, 0
+	ref, n := w.back.take()
 	// A new lid is often darker than the old one (new paint). Darkness
 	// is judged against the brighter of the two lids: a shaft is as dark
 	// whichever lid it had, and against a dark lid's brightness only
@@ -569,15 +568,8 @@ func (w *watched) replaced(frame gocv.Mat, o Observation) error {
 	w.refMean = math.Max(w.refMean, was)
 	w.refN = n
 	w.confirmed = true // seen `need` times, with nothing on it
-	w.dropPending()
+	w.pending.drop()
 	return nil
-}
-
-func (w *watched) dropBack() {
-	if w.backN > 0 {
-		w.back.Close()
-	}
-	w.back, w.backN, w.backMiss = gocv.Mat{}, 0, 0
 }
 
 // step debounces observations into confirmed changes. Occluded and unknown
@@ -884,7 +876,7 @@ func (m *Monitor) observe(frame gocv.Mat, w *watched) (Observation, error) {
 	// own: a fine lid pattern may lose half its correlation in it (30-min
 	// seed 150: 0.47 for a lid that matched 0.74 in place, so the
 	// surroundings were never relearned). The search can only add.
-	ncc := w.swayNCC(frame, crop, w.ref)
+	ncc := math.Max(ncc0, w.shiftedNCC(frame, w.ref))
 	ring, ringNCC, err := w.surroundings(frame)
 	if err != nil {
 		return Observation{}, err
@@ -938,7 +930,7 @@ func (m *Monitor) observe(frame gocv.Mat, w *watched) (Observation, error) {
 		// after ringRelearn checks like any lasting change.
 		st := math.Max(above, below)
 		standing := st >= standingSolid || (st >= standingChanged && ncc < surePresent)
-		calm := len(w.ringPrev) == len(ring) && ringCorrelation(w.ringPrev, ring) >= ringSame && !standing
+		calm := w.still(ring) && !standing
 		switch {
 		case ringNCC >= ringSame && !standing:
 			w.ring, w.ringKnown, w.ringOdd = ring, !w.fresh, 0
@@ -962,7 +954,7 @@ func (m *Monitor) observe(frame gocv.Mat, w *watched) (Observation, error) {
 		// the classifier was sure of read "something standing on it" for
 		// 26 s). Road that stays the same for ringRelearn checks in a row
 		// is the road.
-		if len(w.ringPrev) == len(ring) && ringCorrelation(w.ringPrev, ring) >= ringSame {
+		if w.still(ring) {
 			w.ringCalm++
 		} else {
 			w.ringCalm = 0
@@ -1036,7 +1028,14 @@ func (m *Monitor) observe(frame gocv.Mat, w *watched) (Observation, error) {
 // swaying pole moves the picture by that much, and a fine lid pattern
 // shifted by a cell no longer correlates.
 func (w *watched) swayNCC(frame, crop, look gocv.Mat) float64 {
-	best := ncc(crop, look)
+	return math.Max(ncc(crop, look), w.shiftedNCC(frame, look))
+}
+
+// shiftedNCC is the best correlation of look with the cover's region moved
+// by up to shakeMargin pixels (the search alone; -1 where it cannot be
+// made: a flat look, a region at the frame's edge).
+func (w *watched) shiftedNCC(frame, look gocv.Mat) float64 {
+	best := -1.0
 	if flat(look) {
 		return best
 	}
@@ -1044,7 +1043,7 @@ func (w *watched) swayNCC(frame, crop, look gocv.Mat) float64 {
 	m := shakeMargin(frame.Cols())
 	big := image.Rect(r.Min.X-m, r.Min.Y-m, r.Max.X+m, r.Max.Y+m)
 	if !big.In(image.Rect(0, 0, frame.Cols(), frame.Rows())) {
-		return best // at the frame's edge: in place only
+		return best // at the frame's edge
 	}
 	sz := image.Pt(int(math.Round(float64(big.Dx())*float64(size.X)/float64(r.Dx()))),
 		int(math.Round(float64(big.Dy())*float64(size.Y)/float64(r.Dy()))))
@@ -1071,6 +1070,12 @@ func (w *watched) swayNCC(frame, crop, look gocv.Mat) float64 {
 		}
 	}
 	return best
+}
+
+// still tells whether the surroundings look as at the check before:
+// nothing has come or gone since.
+func (w *watched) still(ring []float32) bool {
+	return len(w.ringPrev) == len(ring) && ringCorrelation(w.ringPrev, ring) >= ringSame
 }
 
 // shakeMargin is how far (pixels) the picture of a frame this wide may
@@ -1141,7 +1146,7 @@ func (m *Monitor) SetReference(facilityID string, img gocv.Mat) error {
 		w.setRef(crop, true)
 		w.refRing = nil    // taken in unknown light
 		w.confirmed = true // an operator's reference is not second-guessed
-		w.dropPending()
+		w.pending.drop()
 		return nil
 	}
 	return fmt.Errorf("reference of %s: no such cover on camera %s", facilityID, m.camera)

@@ -175,75 +175,16 @@ func TestSkeletonWithClassifier(t *testing.T) {
 	}
 }
 
-// synthetic draws a 320×240 street for the shake and enrolment tests: a
-// blocky road texture, the cover at synthRegion (striped lid, dark hole or
-// nothing drawn over), optionally a flat car body over the cover and its
-// surroundings; the whole picture moved by (dx, dy) like a swaying pole.
+// synthetic is the scene a lid (striped lid, dark hole, or nothing drawn
+// over), optionally with a flat car body over the cover and its
+// surroundings, and the whole picture moved by (dx, dy) like a swaying pole.
 func synthetic(t *testing.T, lid string, car bool, dx, dy int) gocv.Mat {
 	t.Helper()
-	return syntheticBeside(t, lid, car, false, false, dx, dy)
-}
-
-// syntheticBeside is synthetic, optionally with a dark thing standing
-// beside the cover (over the right third of its surroundings, not on it),
-// or a person standing before it (over its middle and past it up and down).
-func syntheticBeside(t *testing.T, lid string, car, beside, person bool, dx, dy int) gocv.Mat {
-	t.Helper()
-	const w, h = 320, 240
-	buf := make([]byte, w*h*3)
-	r := synthRegion
-	carBox := image.Rect(r.Min.X-30, r.Min.Y-14, r.Max.X+30, r.Max.Y+14)
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			sx, sy := x-dx, y-dy
-			bx, by := uint32(sx/6+100), uint32(sy/6+100)
-			v := 80 + int((bx*2654435761^by*40503)>>7)%80
-			p := image.Pt(sx, sy)
-			if p.In(r) {
-				switch lid {
-				case "lid":
-					v = 90
-					if (sx/3)%2 == 0 {
-						v = 170
-					}
-				case "hole":
-					v = 25
-				case "rimhole": // the lid gone, its frame left: dark in the middle third
-					v = 90
-					if (sx/3)%2 == 0 {
-						v = 170
-					}
-					if sx >= r.Min.X+r.Dx()*33/100 && sx < r.Max.X-r.Dx()*33/100 {
-						v = 25
-					}
-				}
-			}
-			if car && p.In(carBox) {
-				v = 60
-			}
-			if beside && sx >= r.Max.X+2 && sy >= r.Min.Y-r.Dy() && sy < r.Max.Y+r.Dy() {
-				v = 20
-			}
-			if person && sx >= r.Min.X+12 && sx < r.Max.X-12 && sy >= r.Min.Y-4 && sy < r.Max.Y+12 {
-				v = 22 // a dark coat and legs, standing before the lid
-			}
-			i := (y*w + x) * 3
-			buf[i], buf[i+1], buf[i+2] = byte(v), byte(v), byte(v)
-		}
-	}
-	mat, err := gocv.NewMatFromBytes(h, w, gocv.MatTypeCV8UC3, buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return mat
+	return scene{lid: lid, car: car, dx: dx, dy: dy}.mat(t)
 }
 
 var synthRegion = image.Rect(140, 110, 180, 126)
 
-// TestShakeKeepsLidPresent: the picture sways by up to 3 px; a striped lid
-// shifted by half a stripe no longer correlates in place, but it is still
-// the lid (present, never occluded), and a hole under the same sway is
-// still reported.
 // enrolLid enrols the monitor's covers from a synthetic frame with the lid in place.
 func enrolLid(t *testing.T, m *Monitor) {
 	t.Helper()
@@ -265,6 +206,10 @@ func checkAt(t *testing.T, m *Monitor, f gocv.Mat, sec int) []Change {
 	return ch
 }
 
+// TestShakeKeepsLidPresent: the picture sways by up to 3 px; a striped lid
+// shifted by half a stripe no longer correlates in place, but it is still
+// the lid (present, never occluded), and a hole under the same sway is
+// still reported.
 func TestShakeKeepsLidPresent(t *testing.T) {
 	m := New("cam1", 3, []Spec{{FacilityID: "c1", Region: synthRegion}})
 	defer m.Close()
@@ -381,7 +326,7 @@ func TestPersonOnLidNotMissing(t *testing.T) {
 	}{{"lid", false, 0.2, 4}, {"lid", true, 0.9, 6}, {"lid", false, 0.2, 2}, {"hole", false, 0.95, 5}} {
 		p = step.prob
 		for range step.n {
-			f := syntheticBeside(t, step.lid, false, false, step.person, 0, 0)
+			f := scene{lid: step.lid, person: step.person}.mat(t)
 			ch, err := m.Check(f, t0.Add(time.Duration(sec)*time.Second))
 			f.Close()
 			if err != nil {
@@ -439,7 +384,7 @@ func TestCarBesideLidNotLearned(t *testing.T) {
 		n      int
 	}{{"lid", false, 3}, {"lid", true, 1}, {"hole", false, 6}} {
 		for range step.n {
-			f := syntheticBeside(t, step.lid, false, step.beside, false, 0, 0)
+			f := scene{lid: step.lid, beside: step.beside}.mat(t)
 			got = append(got, checkAt(t, m, f, sec)...)
 			sec++
 		}
@@ -461,7 +406,7 @@ func TestLastingChangeBesideLidLearned(t *testing.T) {
 		n   int
 	}{{"lid", 3}, {"lid", ringRelearn + 1}, {"hole", 6}} {
 		for range step.n {
-			f := syntheticBeside(t, step.lid, false, sec >= 3, false, 0, 0)
+			f := scene{lid: step.lid, beside: sec >= 3}.mat(t)
 			got = append(got, checkAt(t, m, f, sec)...)
 			sec++
 		}
@@ -482,7 +427,7 @@ func TestFramedHoleReported(t *testing.T) {
 		lid  string
 		prob float64
 		n    int
-	}{{"lid", 0.2, 4}, {"rimhole", 0.94, 5}} {
+	}{{"lid", 0.2, 4}, {"thirdhole", 0.94, 5}} {
 		got = append(got, r.run(step.lid, false, step.prob, step.n)...)
 	}
 	if len(got) != 1 || got[0].Phase != wire.PhaseNew || got[0].State != wire.CoverMissing {
@@ -574,11 +519,14 @@ func TestBlindLidNotMissing(t *testing.T) {
 // car standing just below the lid in the picture (reaching past it left and
 // right, not on it), or something dark set down beside it.
 type scene struct {
-	lid    string // "lid", "hole", "newlid" (another make: a checkerboard), "framelid" (a dark lid in a bright square frame), "framehole" (the frame, the lid gone), "rimlid" and "rimhole" (the same with a wider frame: the shaft 40% of the region), "halflid" (the lid, 60% of it hidden by something flat), "finelid" (a lid with a one-pixel pattern), "brightlid" and "darklid" (a bright striped lid, a dark checkered one, in a bright square frame), "dimhole" (that frame, the shaft a little darker than the dark lid)
+	lid    string // "lid", "hole", "newlid" (another make: a checkerboard), "framelid" (a dark lid in a bright square frame), "framehole" (the frame, the lid gone), "thirdhole" (the striped lid gone but for its outer thirds), "rimlid" and "rimhole" (the same with a wider frame: the shaft 40% of the region), "halflid" (the lid, 60% of it hidden by something flat), "finelid" (a lid with a one-pixel pattern), "brightlid" and "darklid" (a bright striped lid, a dark checkered one, in a bright square frame), "dimhole" (that frame, the shaft a little darker than the dark lid)
 	below  bool
 	beside bool
 	edge   bool // someone dark standing at the lid's far edge: over its top rows and the road above it
 	lit    bool // headlights on the lid: its pixels 1.8 times as bright
+	car    bool // a flat car body over the cover and its surroundings
+	person bool // someone dark standing before the lid: over its middle and past it up and down
+	dx, dy int  // the whole picture moved by this much, like a swaying pole
 }
 
 func (s scene) mat(t *testing.T) gocv.Mat {
@@ -586,8 +534,10 @@ func (s scene) mat(t *testing.T) gocv.Mat {
 	const w, h = 320, 240
 	buf := make([]byte, w*h*3)
 	r := synthRegion
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
+	carBox := image.Rect(r.Min.X-30, r.Min.Y-14, r.Max.X+30, r.Max.Y+14)
+	for py := 0; py < h; py++ {
+		for px := 0; px < w; px++ {
+			x, y := px-s.dx, py-s.dy
 			bx, by := uint32(x/6+100), uint32(y/6+100)
 			v := 80 + int((bx*2654435761^by*40503)>>7)%80
 			if image.Pt(x, y).In(r) {
@@ -605,6 +555,14 @@ func (s scene) mat(t *testing.T) gocv.Mat {
 					}
 				case "hole":
 					v = 25
+				case "thirdhole":
+					v = 90
+					if stripe {
+						v = 170
+					}
+					if x >= r.Min.X+r.Dx()*33/100 && x < r.Max.X-r.Dx()*33/100 {
+						v = 25
+					}
 				case "newlid":
 					v = 75
 					if (lx/4+ly/4)%2 == 0 {
@@ -649,16 +607,22 @@ func (s scene) mat(t *testing.T) gocv.Mat {
 			if s.lit && image.Pt(x, y).In(r) {
 				v = min(255, v*18/10)
 			}
+			if s.car && image.Pt(x, y).In(carBox) {
+				v = 60
+			}
 			if s.below && x >= r.Min.X-10 && x < r.Max.X+10 && y >= r.Max.Y+1 && y < r.Max.Y+r.Dy() {
 				v = 30
 			}
 			if s.beside && x >= r.Max.X+2 && y >= r.Min.Y-r.Dy() && y < r.Max.Y+r.Dy() {
 				v = 20
 			}
+			if s.person && x >= r.Min.X+12 && x < r.Max.X-12 && y >= r.Min.Y-4 && y < r.Max.Y+12 {
+				v = 22
+			}
 			if s.edge && x >= r.Min.X+12 && x < r.Max.X-12 && y >= r.Min.Y-r.Dy() && y < r.Min.Y+5 {
 				v = 25
 			}
-			i := (y*w + x) * 3
+			i := (py*w + px) * 3
 			buf[i], buf[i+1], buf[i+2] = byte(v), byte(v), byte(v)
 		}
 	}

@@ -198,19 +198,17 @@ func validRange(w, ow, dx, stride int) (int, int) {
 func (n *Net) standardise(im *Image, st *BandStats) *tensor {
 	pool := max(n.Pool, 1)
 	h, w := (im.H+pool-1)/pool, (im.W+pool-1)/pool
+	if st == nil {
+		own := ImageStats(im)
+		st = &own
+	}
 	t := newTensor(3, h, w)
 	for c, src := range [][]float32{im.R, im.G, im.B} {
 		dst := t.ch(c)
 		poolAvg(dst, src, im.W, im.H, pool)
-		var mean, std float64
-		if st != nil {
-			mean, std = st.Mean[c], st.Std[c]
-		} else {
-			mean, std = channelStats(src)
-		}
-		inv := float32(1 / max(std, 1))
+		mean, inv := float32(st.Mean[c]), float32(1/max(st.Std[c], 1))
 		for i, v := range dst {
-			dst[i] = (v - float32(mean)) * inv
+			dst[i] = (v - mean) * inv
 		}
 	}
 	return t

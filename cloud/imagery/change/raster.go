@@ -106,16 +106,6 @@ func (a *StatsAcc) AddBGR(px []byte, valid []uint8) {
 	}
 }
 
-// ImageStats are the band statistics of a whole image (what the network
-// uses when it is given no scene statistics).
-func ImageStats(im *Image) BandStats {
-	var st BandStats
-	for c, v := range [][]float32{im.R, im.G, im.B} {
-		st.Mean[c], st.Std[c] = channelStats(v)
-	}
-	return st
-}
-
 // Stats returns the statistics of the pixels added (zero mean and standard
 // deviation when none were).
 func (a *StatsAcc) Stats() BandStats {
@@ -127,6 +117,16 @@ func (a *StatsAcc) Stats() BandStats {
 		m := a.s[c] / a.n
 		st.Mean[c] = m
 		st.Std[c] = math.Sqrt(math.Max(a.ss[c]/a.n-m*m, 0))
+	}
+	return st
+}
+
+// ImageStats are the band statistics of a whole image (what the network
+// uses when it is given no scene statistics).
+func ImageStats(im *Image) BandStats {
+	var st BandStats
+	for c, v := range [][]float32{im.R, im.G, im.B} {
+		st.Mean[c], st.Std[c] = channelStats(v)
 	}
 	return st
 }
